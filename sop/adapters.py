@@ -1,0 +1,205 @@
+"""Backbone adapters: how a model is shown one group alone.
+
+An adapter owns the wrapped backbone and answers three questions for SOP:
+  * `patch_tokens(x)`   - features (B, N, D) over the patch grid, for GroupGen;
+  * `forward_groups(x, masks)` - embeddings (B, G, E) and logits (B, G, K) of each group
+    seen alone, where `masks` (B, G, N) in [0, 1] weight the N patches;
+  * `forward_full(x)`   - the plain backbone's logits, for comparisons.
+
+Two adapters exist (see README, "Adapters"):
+  * `ViTAdapter` for timm VisionTransformer models: tokens outside a group are dropped
+    (gathered away, padding masked out of attention), position embeddings are kept.
+  * `PixelMaskAdapter` for anything else (timm CNNs, any nn.Module classifier): pixels
+    outside a group are replaced by `fill` (0 = the mean colour after normalisation).
+To add one, subclass `BackboneAdapter` and register it with `@register_adapter("name")`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_ADAPTERS: dict[str, type["BackboneAdapter"]] = {}
+
+
+def register_adapter(name: str) -> Callable[[type], type]:
+    def deco(cls: type) -> type:
+        _ADAPTERS[name] = cls
+        cls.adapter_name = name
+        return cls
+    return deco
+
+
+def adapter_names() -> list[str]:
+    return sorted(_ADAPTERS)
+
+
+def build_adapter(name: str, backbone: nn.Module, **kwargs) -> "BackboneAdapter":
+    if name == "auto":
+        name = "vit" if ViTAdapter.supports(backbone) else "pixel"
+    if name not in _ADAPTERS:
+        raise ValueError(f"unknown adapter {name!r}; known: {adapter_names()}")
+    return _ADAPTERS[name](backbone, **kwargs)
+
+
+class BackboneAdapter(nn.Module):
+    adapter_name = "base"
+    grid: tuple[int, int]
+    token_dim: int
+    embed_dim: int
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    def patch_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_groups(self, x: torch.Tensor, masks: torch.Tensor):
+        raise NotImplementedError
+
+    def forward_full(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def pixel_masks(self, masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Patch masks (B, G, N) -> pixel masks (B, G, H, W), each patch a constant block."""
+        b, g, _ = masks.shape
+        grid = masks.reshape(b * g, 1, *self.grid)
+        return F.interpolate(grid, size=size, mode="nearest").reshape(b, g, *size)
+
+
+@register_adapter("vit")
+class ViTAdapter(BackboneAdapter):
+    """timm VisionTransformer: each group is a forward pass over its own tokens only.
+
+    Kept tokens are multiplied by their mask weight (so GroupGen gets gradients) and
+    gathered into a short sequence; the class/register tokens are always kept.  Pooling
+    is done here (class token, or a mean over kept tokens) so no dropped token can leak
+    into a group's embedding.
+    """
+
+    def __init__(self, backbone: nn.Module, token_layer: int = -2):
+        super().__init__()
+        self.backbone = backbone
+        gh, gw = backbone.patch_embed.grid_size
+        self.grid = (int(gh), int(gw))
+        self.token_dim = self.embed_dim = backbone.embed_dim
+        self.prefix = backbone.num_prefix_tokens
+        # Tokens for GroupGen come from this block's output (the authors use the
+        # second-to-last layer: late enough to be semantic, early enough to be local).
+        self.token_layer = token_layer % len(backbone.blocks)
+        if backbone.global_pool not in ("token", "avg"):
+            raise ValueError(f"ViTAdapter supports global_pool 'token' or 'avg', not {backbone.global_pool!r}")
+
+    @staticmethod
+    def supports(backbone: nn.Module) -> bool:
+        try:
+            from timm.models.vision_transformer import VisionTransformer
+        except ImportError:
+            return False
+        return isinstance(backbone, VisionTransformer) and backbone.global_pool in ("token", "avg")
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        vit = self.backbone
+        t = vit.patch_embed(x)
+        t = vit._pos_embed(t)
+        t = vit.patch_drop(t)
+        return vit.norm_pre(t)
+
+    def patch_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        t = self._embed(x)
+        for blk in self.backbone.blocks[: self.token_layer + 1]:
+            t = blk(t)
+        return t[:, self.prefix:]
+
+    def forward_groups(self, x: torch.Tensor, masks: torch.Tensor):
+        vit = self.backbone
+        b, g, n = masks.shape
+        t = self._embed(x)  # (B, P+N, D), position embeddings already added
+        prefix, patches = t[:, : self.prefix], t[:, self.prefix:]
+        # Token dropping: keep the L strongest patches of each group, L = largest support.
+        keep = int((masks > 0).sum(-1).max().clamp(min=1))
+        weight, idx = masks.topk(keep, dim=-1)  # (B, G, L); padded slots have weight 0
+        flat_idx = idx.reshape(b, g * keep, 1).expand(-1, -1, patches.shape[-1])
+        kept = torch.gather(patches, 1, flat_idx).reshape(b * g, keep, -1)
+        kept = kept * weight.reshape(b * g, keep, 1)
+        pre = prefix.unsqueeze(1).expand(-1, g, -1, -1).reshape(b * g, self.prefix, -1)
+        seq = torch.cat([pre, kept], dim=1)
+        valid = torch.cat([weight.new_ones(b * g, self.prefix, dtype=torch.bool),
+                           (weight > 0).reshape(b * g, keep)], dim=1)
+        # Additive mask (0 keep, -inf drop) works on both of timm's attention paths.
+        attn_mask = torch.zeros(valid.shape, dtype=seq.dtype, device=seq.device)
+        attn_mask = attn_mask.masked_fill(~valid, float("-inf"))[:, None, None, :]
+        for blk in vit.blocks:
+            seq = blk(seq, attn_mask=attn_mask)
+        seq = vit.norm(seq)
+        if vit.global_pool == "token":
+            pooled = seq[:, 0]
+        else:
+            w = valid[:, self.prefix:].unsqueeze(-1).to(seq.dtype)
+            pooled = (seq[:, self.prefix:] * w).sum(1) / w.sum(1).clamp(min=1)
+        emb = vit.fc_norm(pooled)
+        logits = vit.head(vit.head_drop(emb))
+        return emb.reshape(b, g, -1), logits.reshape(b, g, -1)
+
+
+@register_adapter("pixel")
+class PixelMaskAdapter(BackboneAdapter):
+    """Any differentiable classifier: each group is the input with other pixels filled.
+
+    Groups live on a `grid` of patches over the image.  GroupGen's tokens come from the
+    backbone's own feature map when it is a timm model with a spatial `forward_features`,
+    otherwise from a small trainable patch encoder, so any `nn.Module` works.
+    """
+
+    def __init__(self, backbone: nn.Module, img_size: tuple[int, int] = (32, 32), in_chans: int = 3,
+                 grid: tuple[int, int] = (8, 8), fill: float = 0.0, token_dim: int = 64):
+        super().__init__()
+        self.backbone = backbone
+        self.grid = tuple(grid)
+        self.fill = fill
+        self.img_size = tuple(img_size)
+        self.timm_like = all(hasattr(backbone, a) for a in ("forward_features", "forward_head"))
+        with torch.no_grad():
+            probe = torch.zeros(1, in_chans, *self.img_size)
+            was_training = backbone.training
+            backbone.eval()
+            feats = backbone.forward_features(probe) if self.timm_like else None
+            out = backbone(probe)
+            backbone.train(was_training)
+        self.num_classes = out.shape[-1]
+        if feats is not None and feats.ndim == 4:
+            self.encoder = None
+            self.token_dim = feats.shape[1]
+        else:
+            ph, pw = (math.ceil(s / g) for s, g in zip(self.img_size, self.grid))
+            self.encoder = nn.Sequential(
+                nn.Conv2d(in_chans, token_dim, kernel_size=(ph, pw), stride=(ph, pw)),
+                nn.GELU(), nn.Conv2d(token_dim, token_dim, 1))
+            self.pos = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], token_dim))
+            self.token_dim = token_dim
+        self.embed_dim = (backbone.num_features if self.timm_like and hasattr(backbone, "num_features")
+                          else self.num_classes)
+
+    def patch_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        if self.encoder is None:
+            fmap = F.adaptive_avg_pool2d(self.backbone.forward_features(x), self.grid)
+            return fmap.flatten(2).transpose(1, 2)
+        fmap = F.adaptive_avg_pool2d(self.encoder(x), self.grid)
+        return fmap.flatten(2).transpose(1, 2) + self.pos
+
+    def forward_groups(self, x: torch.Tensor, masks: torch.Tensor):
+        b, g, _ = masks.shape
+        m = self.pixel_masks(masks, x.shape[-2:]).unsqueeze(2)  # (B, G, 1, H, W)
+        xm = x.unsqueeze(1) * m + self.fill * (1 - m)
+        xm = xm.reshape(b * g, *x.shape[1:])
+        if self.timm_like:
+            emb = self.backbone.forward_head(self.backbone.forward_features(xm), pre_logits=True)
+            logits = self.backbone.get_classifier()(emb)
+        else:
+            logits = self.backbone(xm)
+            emb = logits
+        return emb.reshape(b, g, -1), logits.reshape(b, g, -1)

@@ -1,0 +1,17 @@
+"""Project exceptions: every failure a user can cause has a readable type and message."""
+
+
+class SOPError(Exception):
+    """Base class for errors raised by the SOP library."""
+
+
+class InputError(SOPError, ValueError):
+    """A tensor or argument passed to the API is unusable (shape, dtype, NaN, device...)."""
+
+
+class ImageError(SOPError, ValueError):
+    """An image file could not be read or is refused (corrupt, too large, not an image)."""
+
+
+class CheckpointError(SOPError, ValueError):
+    """A checkpoint is missing, truncated, unsafe, or does not match its config."""

@@ -1,0 +1,28 @@
+"""Named recipes for the embedded default models (timm-style: one name, one config).
+
+Each preset fixes the dataset, the backbone (a timm model name plus kwargs that shrink
+it for 2 CPU cores), the SOP settings and the training schedule; CLI flags override.
+"""
+from __future__ import annotations
+
+# A 4-block, 64-wide ViT with 4x4 patches: 64 tokens on a 32x32 input, ~0.15 M parameters.
+TINY_VIT = dict(patch_size=4, embed_dim=64, depth=4, num_heads=4, mlp_ratio=2.0, global_pool="token")
+
+PRESETS: dict[str, dict] = {
+    "digits": dict(
+        dataset="digits", backbone="vit_tiny_patch16_224",
+        backbone_kwargs=dict(img_size=32, **TINY_VIT),
+        num_groups=8, group_heads=2, max_group_frac=0.25,
+        backbone_epochs=80, sop_epochs=25, batch_size=64, lr=2e-3, backbone_lr=5e-4, weight_decay=0.05,
+    ),
+    "parts": dict(
+        dataset="parts", backbone="vit_tiny_patch16_224",
+        backbone_kwargs=dict(img_size=32, **TINY_VIT),
+        num_groups=8, group_heads=2, max_group_frac=0.25,
+        backbone_epochs=20, sop_epochs=10, batch_size=64, lr=2e-3, backbone_lr=5e-4, weight_decay=0.05,
+    ),
+}
+
+
+def preset_names() -> list[str]:
+    return sorted(PRESETS)

@@ -1,0 +1,339 @@
+"""End-to-end training with cross-entropy and no group labels.
+
+Two stages, each a plain supervised loop:
+  1. the backbone alone (or load one), saved as the plain "twin" checkpoint;
+  2. SOP on top of it: GroupGen and GroupSelect from scratch, the backbone fine-tuned at
+     a lower learning rate (0 freezes it), so it learns to read one group at a time.
+Multi-process training uses torchrun + DistributedDataParallel (gloo on CPU, nccl on
+GPU); run `torchrun --nproc_per_node 2 -m sop train ...`.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from .checkpoint import save
+from .config import SOPConfig
+from .data import Split, load_split
+from .errors import CheckpointError
+from .model import SOPModel, create_backbone, create_model
+
+
+@dataclass
+class StageSettings:
+    epochs: int
+    lr: float
+    batch_size: int = 64
+    weight_decay: float = 0.05
+    backbone_lr: float | None = None   # SOP stage: lr of the wrapped backbone (0 = frozen)
+    warmup_epochs: float = 1.0
+    shift: int = 0                     # random translation augmentation, in pixels
+    seed: int = 0
+    resume: Path | None = None         # training-state file to continue from
+    state_path: Path | None = None     # where to write the training state each epoch
+    max_steps: int | None = None       # stop early (tests, smoke runs)
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> DistInfo:
+    """Join the torchrun process group when launched by torchrun, else single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    rank = dist.get_rank()
+    device = torch.device("cpu")
+    if backend == "nccl":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    return DistInfo(rank=rank, world=dist.get_world_size(), device=device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image by up to `max_shift` pixels (wrapping; borders are background)."""
+    if max_shift <= 0:
+        return x
+    shifts = torch.randint(-max_shift, max_shift + 1, (x.shape[0], 2), generator=generator)
+    return torch.stack([torch.roll(img, (int(dy), int(dx)), dims=(-2, -1)) for img, (dy, dx) in zip(x, shifts)])
+
+
+def logits_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = model(x)
+    return out.logits if hasattr(out, "logits") else out
+
+
+@torch.no_grad()
+def evaluate_accuracy(model: nn.Module, split: Split, batch_size: int = 256,
+                      device: torch.device | str = "cpu") -> float:
+    model.eval()
+    correct = total = 0
+    for x, y in DataLoader(split.dataset, batch_size=batch_size):
+        pred = logits_of(model, x.to(device)).argmax(-1).cpu()
+        correct += int((pred == y).sum())
+        total += len(y)
+    return correct / max(total, 1)
+
+
+def optimizer_for(model: nn.Module, s: StageSettings) -> torch.optim.Optimizer:
+    """AdamW; for SOP, the backbone gets its own (lower, possibly zero) learning rate."""
+    inner = model.module if hasattr(model, "module") else model
+    if isinstance(inner, SOPModel) and s.backbone_lr is not None:
+        bb = {id(p) for p in inner.backbone.parameters()}
+        if s.backbone_lr == 0:
+            for p in inner.backbone.parameters():
+                p.requires_grad_(False)
+        groups = [{"params": [p for p in inner.parameters() if id(p) not in bb], "lr": s.lr}]
+        if s.backbone_lr > 0:
+            groups.append({"params": list(inner.backbone.parameters()), "lr": s.backbone_lr})
+    else:
+        groups = [{"params": [p for p in inner.parameters() if p.requires_grad], "lr": s.lr}]
+    for g in groups:
+        g["initial_lr"] = g["lr"]
+    return torch.optim.AdamW(groups, weight_decay=s.weight_decay)
+
+
+def schedule(opt: torch.optim.Optimizer, step: int, total: int, warmup: int) -> None:
+    """Linear warm-up then cosine decay, applied to every parameter group."""
+    factor = (step + 1) / max(warmup, 1) if step < warmup else \
+        0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
+    for g in opt.param_groups:
+        g["lr"] = g["initial_lr"] * factor
+
+
+def save_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, meta: dict) -> None:
+    """Training state (weights, optimizer moments, progress) as safetensors + JSON header."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    osd = opt.state_dict()
+    for pid, st in osd["state"].items():
+        for key, val in st.items():
+            tensors[f"optim.{pid}.{key}"] = torch.as_tensor(val).detach().cpu().contiguous()
+    meta = dict(meta, param_groups=[{k: v for k, v in g.items() if k != "params"} | {"params": g["params"]}
+                                    for g in osd["param_groups"]])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"train_state": json.dumps(meta)})
+    tmp.replace(path)  # atomic: a crash mid-write never leaves a half state
+
+
+def load_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer) -> dict:
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["train_state"])
+        tensors = load_file(str(path))
+    except Exception as err:  # noqa: BLE001 - any failure means an unusable resume file
+        raise CheckpointError(f"cannot resume from {path}: {err}") from err
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, pid, key = k.split(".", 2)
+            state.setdefault(int(pid), {})[key] = v
+    opt.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
+    return meta
+
+
+def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
+        dist_info: DistInfo | None = None) -> dict:
+    """Train `model` in place; keep the weights with the best validation accuracy."""
+    d = dist_info or DistInfo()
+    seed_everything(s.seed)
+    model.to(d.device)
+    net = model
+    if d.world > 1:
+        net = nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
+    sampler = DistributedSampler(train.dataset, d.world, d.rank, shuffle=True, seed=s.seed) if d.world > 1 else None
+    loader = DataLoader(train.dataset, batch_size=s.batch_size, shuffle=sampler is None, sampler=sampler,
+                        drop_last=len(train.dataset) > s.batch_size * d.world,
+                        generator=torch.Generator().manual_seed(s.seed))
+    opt = optimizer_for(net, s)
+    total = s.epochs * len(loader)
+    warmup = int(s.warmup_epochs * len(loader))
+    start_epoch, best_acc, best_state, step = 0, -1.0, None, 0
+    if s.resume is not None:
+        meta = load_state(Path(s.resume), model, opt)
+        start_epoch, best_acc, step = meta["epoch"], meta["best_acc"], meta["step"]
+        best_state = copy.deepcopy(model.state_dict())
+    aug = torch.Generator().manual_seed(s.seed + 1 + d.rank)
+    history = []
+    for epoch in range(start_epoch, s.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        net.train()
+        # Redraw at most every 2 s when stderr is a log file, so logs stay readable.
+        bar = tqdm(loader, desc=f"{name} {epoch + 1}/{s.epochs}", disable=not d.main, file=sys.stderr,
+                   leave=False, dynamic_ncols=True, mininterval=0.1 if sys.stderr.isatty() else 2.0)
+        seen = correct = 0
+        loss_sum = 0.0
+        t0 = time.perf_counter()
+        for x, y in bar:
+            schedule(opt, step, total, warmup)
+            x, y = random_shift(x, s.shift, aug).to(d.device), y.to(d.device)
+            logits = logits_of(net, x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            seen += len(y)
+            correct += int((logits.argmax(-1) == y).sum())
+            loss_sum += loss.item() * len(y)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            if s.max_steps is not None and step >= s.max_steps:
+                break
+        val_acc = evaluate_accuracy(model, val, device=d.device)
+        row = dict(epoch=epoch + 1, loss=loss_sum / max(seen, 1), train_acc=correct / max(seen, 1),
+                   val_acc=val_acc, seconds=time.perf_counter() - t0)
+        history.append(row)
+        if d.main:
+            print(f"{name} epoch {epoch + 1}/{s.epochs}: loss {row['loss']:.4f} train acc {row['train_acc']:.4f} "
+                  f"val acc {val_acc:.4f} ({row['seconds']:.1f}s)", file=sys.stderr, flush=True)
+        if val_acc > best_acc:
+            best_acc, best_state = val_acc, copy.deepcopy(model.state_dict())
+        if s.state_path is not None and d.main:
+            save_state(s.state_path, model, opt, dict(epoch=epoch + 1, best_acc=best_acc, step=step, stage=name))
+        if s.max_steps is not None and step >= s.max_steps:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return dict(best_val_acc=best_acc, history=history)
+
+
+@torch.no_grad()
+def sop_statistics(model: SOPModel, split: Split, backbone: nn.Module | None = None,
+                   batch_size: int = 128) -> dict:
+    """Accuracy, fidelity to the plain backbone, groups used and patches per group."""
+    model.eval()
+    correct = agree = n = 0
+    used = size = 0.0
+    for x, y in DataLoader(split.dataset, batch_size=batch_size):
+        out = model(x)
+        pred = out.logits.argmax(-1)
+        correct += int((pred == y).sum())
+        if backbone is not None:
+            agree += int((backbone(x).argmax(-1) == pred).sum())
+        selected = out.group_scores > 0
+        used += float(selected.sum())
+        size += float(((out.group_masks > 0).sum(-1).float() * selected).sum())
+        n += len(y)
+    stats = dict(accuracy=correct / n, groups_used=used / n, patches_per_group=size / max(used, 1),
+                 num_patches=model.adapter.num_patches)
+    if backbone is not None:
+        stats["fidelity"] = agree / n
+    return stats
+
+
+def build_config(preset: dict, info, kind: str) -> SOPConfig:
+    return SOPConfig(backbone=preset["backbone"], num_classes=info.num_classes, img_size=info.img_size,
+                     in_chans=info.in_chans, mean=info.mean, std=info.std,
+                     backbone_kwargs=dict(preset.get("backbone_kwargs", {})),
+                     num_groups=preset["num_groups"], group_heads=preset.get("group_heads", 1),
+                     max_group_frac=preset.get("max_group_frac", 0.25), class_names=info.class_names,
+                     dataset=info.name, kind=kind)
+
+
+def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", backbone_ckpt: Path | None = None,
+               resume: Path | None = None, max_steps: int | None = None) -> dict:
+    """Train (or load) the backbone twin, then SOP on it; write both checkpoints.
+
+    Writes <out>_backbone.safetensors and <out>_sop.safetensors (plus .json copies of
+    their configs).  Returns the metrics recorded in the SOP checkpoint.
+    """
+    from .checkpoint import load as load_ckpt
+    d = init_distributed()
+    splits = {k: load_split(preset["dataset"], k, seed=seed) for k in ("train", "val", "test")}
+    info = splits["train"].info
+    started = time.time()
+    out = Path(out)
+    bb_path, sop_path = Path(f"{out}_backbone.safetensors"), Path(f"{out}_sop.safetensors")
+    state_dir = out.parent / ".train-state"
+    common = dict(batch_size=preset["batch_size"], weight_decay=preset.get("weight_decay", 0.05),
+                  shift=info.train_shift, seed=seed, max_steps=max_steps)
+
+    if backbone_ckpt is not None:
+        backbone = load_ckpt(backbone_ckpt)
+        bb_cfg = backbone.config
+        bb_report = bb_cfg.training.get("metrics", {})
+    else:
+        bb_cfg = build_config(preset, info, "backbone")
+        torch.manual_seed(seed)
+        backbone = create_backbone(bb_cfg)
+        resume_bb = resume if resume is not None and _state_stage(resume) == "backbone" else None
+        s = StageSettings(epochs=preset["backbone_epochs"], lr=preset["lr"], resume=resume_bb,
+                          state_path=state_dir / f"{out.name}_backbone.state.safetensors", **common)
+        bb_report = fit(backbone, splits["train"], splits["val"], s, "backbone", d)
+        bb_report["test_accuracy"] = evaluate_accuracy(backbone, splits["test"], device=d.device)
+        bb_cfg.training = dict(command=command, seed=seed, metrics=_public(bb_report))
+        if d.main:
+            save(backbone.cpu(), bb_path, bb_cfg)
+            print(f"backbone test accuracy {bb_report['test_accuracy']:.4f} -> {bb_path}", file=sys.stderr)
+
+    sop_cfg = build_config(preset, info, "sop")
+    torch.manual_seed(seed)
+    model = create_model(sop_cfg.backbone, config=sop_cfg)
+    model.backbone.load_state_dict(backbone.state_dict())
+    resume_sop = resume if resume is not None and _state_stage(resume) == "sop" else None
+    s = StageSettings(epochs=preset["sop_epochs"], lr=preset["lr"], backbone_lr=preset.get("backbone_lr", 0.0),
+                      resume=resume_sop, state_path=state_dir / f"{out.name}_sop.state.safetensors", **common)
+    report = fit(model, splits["train"], splits["val"], s, "sop", d)
+    model.cpu()
+    backbone.cpu().eval()
+    stats = sop_statistics(model, splits["test"], backbone)
+    metrics = dict(_public(report), test=stats, backbone_test_accuracy=bb_report.get("test_accuracy"),
+                   train_minutes=round((time.time() - started) / 60, 2), world_size=d.world)
+    sop_cfg.training = dict(command=command, seed=seed, metrics=metrics)
+    if d.main:
+        save(model, sop_path, sop_cfg)
+        print(json.dumps(dict(backbone_test_accuracy=metrics["backbone_test_accuracy"], **stats), indent=2))
+        print(f"-> {sop_path}", file=sys.stderr)
+    if d.world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return metrics
+
+
+def _state_stage(path: Path) -> str:
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads(f.metadata()["train_state"])["stage"]
+
+
+def _public(report: dict) -> dict:
+    """Metrics worth keeping in a checkpoint header (the per-epoch history is too)."""
+    return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in report.items()}

@@ -1,0 +1,34 @@
+"""The embedded default models: small checkpoints trained here, committed under assets/models."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+MODELS_DIR = ASSETS / "models"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str            # e.g. "digits"
+    sop_path: Path
+    backbone_path: Path  # the plain twin it was trained from
+
+    def describe(self) -> dict:
+        from .checkpoint import read_config
+        cfg = read_config(self.sop_path)
+        metrics = cfg.training.get("metrics", {})
+        return dict(name=self.name, dataset=cfg.dataset, groups=cfg.num_groups, classes=len(cfg.class_names),
+                    accuracy=metrics.get("test", {}).get("accuracy"),
+                    backbone_accuracy=metrics.get("backbone_test_accuracy"), command=cfg.training.get("command"))
+
+
+def embedded_models(models_dir: Path = MODELS_DIR) -> list[EmbeddedModel]:
+    """Every <name>_sop.safetensors with its <name>_backbone.safetensors twin, digits first."""
+    found = []
+    for sop_path in sorted(models_dir.glob("*_sop.safetensors")):
+        name = sop_path.name[: -len("_sop.safetensors")]
+        twin = models_dir / f"{name}_backbone.safetensors"
+        if twin.is_file():
+            found.append(EmbeddedModel(name, sop_path, twin))
+    return sorted(found, key=lambda m: (m.name != "digits", m.name))

@@ -171,7 +171,9 @@ class PixelMaskAdapter(BackboneAdapter):
             out = backbone(probe)
             backbone.train(was_training)
         self.num_classes = out.shape[-1]
-        if feats is not None and feats.ndim == 4:
+        # Backbone features serve as tokens only if they resolve the grid; a deep CNN's
+        # 1x1 map at small inputs would give every patch the same token.
+        if feats is not None and feats.ndim == 4 and min(feats.shape[-2:]) >= min(self.grid):
             self.encoder = None
             self.token_dim = feats.shape[1]
         else:

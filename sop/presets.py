@@ -13,13 +13,16 @@ PRESETS: dict[str, dict] = {
         dataset="digits", backbone="vit_tiny_patch16_224",
         backbone_kwargs=dict(img_size=32, **TINY_VIT),
         num_groups=8, group_heads=2, max_group_frac=0.25,
-        backbone_epochs=80, sop_epochs=25, batch_size=64, lr=2e-3, backbone_lr=5e-4, weight_decay=0.05,
+        # Small batches: a ViT from scratch on 1,257 images needs many optimiser steps.
+        backbone_epochs=100, sop_epochs=30, batch_size=16, lr=1e-3, backbone_lr=2.5e-4, weight_decay=0.05,
+        shift=0,
     ),
     "parts": dict(
         dataset="parts", backbone="vit_tiny_patch16_224",
         backbone_kwargs=dict(img_size=32, **TINY_VIT),
         num_groups=8, group_heads=2, max_group_frac=0.25,
-        backbone_epochs=20, sop_epochs=10, batch_size=64, lr=2e-3, backbone_lr=5e-4, weight_decay=0.05,
+        backbone_epochs=20, sop_epochs=10, batch_size=32, lr=1e-3, backbone_lr=2.5e-4, weight_decay=0.05,
+        shift=0,
     ),
 }
 

@@ -284,7 +284,7 @@ def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", bac
     bb_path, sop_path = Path(f"{out}_backbone.safetensors"), Path(f"{out}_sop.safetensors")
     state_dir = out.parent / ".train-state"
     common = dict(batch_size=preset["batch_size"], weight_decay=preset.get("weight_decay", 0.05),
-                  shift=info.train_shift, seed=seed, max_steps=max_steps)
+                  shift=preset.get("shift", info.train_shift), seed=seed, max_steps=max_steps)
 
     if backbone_ckpt is not None:
         backbone = load_ckpt(backbone_ckpt)

@@ -8,22 +8,26 @@ Every test row r = (test, S) has the form e_r = | b_r - sum_{i in S} alpha_i | w
 
     insertion:  b_r = f(1_S) - f(0)          deletion:  b_r = f(1) - f(1_{[d]\\S})
 
-so with A the 0/1 matrix of rows (A[r, i] = 1 iff i in S) and weights w_r:
+so with A the 0/1 matrix of rows (A[r, i] = 1 iff i in S) and weights w_r (1 per subset):
 
-    l1:    min sum_r w_r (u_r + v_r)   s.t.  A alpha + u - v = b,  u, v >= 0
-    linf:  min t                       s.t.  A alpha + u - v = b,  u + v <= t,  u, v >= 0
+    l1:    E(alpha) = sum_r w_r |b_r - A_r alpha|        linf:  E(alpha) = max_r |b_r - A_r alpha|
 
-solved with scipy's HiGHS.  Dual (weak duality, for any y with A^T y = 0):
+The LP and its dual (weak duality: for any y with A^T y = 0 in the dual norm ball,
+sum_r y_r b_r = sum_r y_r (b_r - A_r alpha) <= E(alpha) for every alpha):
 
-    l1:    E(alpha) >= sum_r y_r b_r   whenever |y_r| <= w_r for all r
-    linf:  E(alpha) >= sum_r y_r b_r   whenever sum_r |y_r| <= 1
+    primal:  min_{alpha, u, v >= 0}  sum_r w_r (u_r + v_r)   s.t.  A alpha + u - v = b      (l1)
+    dual:    max_y  b . y   s.t.  A^T y = 0,  |y_r| <= w_r                              (l1)
+                                              sum_r |y_r| <= 1                          (linf)
 
-because sum_r y_r b_r = sum_r y_r (b_r - A_r alpha) <= (the dual norm bound) * E(alpha).
-`certify` turns the solver's (slightly infeasible, floating-point) dual into an exactly
-feasible one in rational arithmetic and returns its exact objective: a certified bound.
+HiGHS (scipy.optimize.linprog) solves the dual: d equality rows, 2^(d+1) bounded
+variables.  The optimal alpha comes back as the rows' marginals and is *measured*:
+`LPResult.value` is E(alpha) recomputed from the rows.  `certify` turns the solver's
+floating-point y into an exactly feasible dual point in rational arithmetic and returns
+its exact objective, a certified lower bound.  So  bound <= E* <= value,  and the two
+agree to ~1e-12 relative for every case we ran up to d = 20.
 
-Brute force.  One row per (test, subset): 2^d rows per test, d variables; practical to
-d = 14 or so.
+Brute force.  One row per (test, subset): 2^d rows per test, d variables; seconds up to
+d = 14, about half a minute at d = 18.
 
 Symmetry reduction.  If a permutation pi of the features leaves f unchanged, it maps
 the rows of the problem onto each other, so E(pi alpha) = E(alpha).  E is convex, so
@@ -80,10 +84,10 @@ class Certificate:
 
 @dataclass
 class LPResult:
-    value: float                 # min total error found by HiGHS
+    value: float                 # E(alpha) of the returned alpha: >= E*, equal up to solver tolerance
     alpha: np.ndarray            # an optimal per-feature attribution (length d)
     certificate: Certificate | None
-    seconds: float               # HiGHS solve time (including building the problem)
+    seconds: float               # building the rows + HiGHS solve
     certify_seconds: float
     method: str                  # "brute" or "reduced"
     rows: int                    # test rows of the LP
@@ -122,29 +126,36 @@ def _assemble(f: Model, d: int, tests: str, masks: np.ndarray, counts: np.ndarra
                     tests=tuple(t for t in names for _ in masks), masks=np.concatenate([masks] * len(names)))
 
 
-def _solve(p: _Problem, norm: str, scale: float) -> tuple[np.ndarray, float, np.ndarray]:
-    """HiGHS on the l1 / linf LP; returns (x, value, dual y).  Weights are divided by
-    `scale` (2^d) so the objective is an average, which keeps HiGHS well conditioned."""
+def _solve(p: _Problem, norm: str, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """HiGHS on the *dual* LP; returns (alpha, y).
+
+    The dual has one equality row per attribution variable (A^T y = 0) and one bounded
+    variable per test row, so simplex works on d rows instead of 2^(d+1): at d = 14 this
+    is about 100 times faster than the primal.  An optimal alpha is read off the
+    equality rows' marginals: with V(c) = max {b.y : A^T y = c, y in the norm ball}
+    = min_alpha E(alpha) + c.alpha, the marginal dV/dc is alpha*, and HiGHS reports
+    d(-V)/dc because it minimises -b.y.  Weights are divided by `scale` (2^d) so the
+    numbers stay near 1.
+    """
     R, n = p.A.shape
-    eye = sparse.identity(R, format="csr")
-    A = sparse.csr_matrix(p.A.astype(float))
-    free = [(None, None)] * n
+    At = sparse.csr_matrix(p.A.T.astype(float))
     if norm == "l1":
         w = np.array([float(x) for x in p.w]) / scale
-        c = np.concatenate([np.zeros(n), w, w])
-        res = linprog(c, A_eq=sparse.hstack([A, eye, -eye]).tocsr(), b_eq=p.b,
-                      bounds=free + [(0, None)] * (2 * R), method="highs")
-        factor = scale
-    else:
-        c = np.concatenate([np.zeros(n + 2 * R), [1.0]])
-        A_eq = sparse.hstack([A, eye, -eye, sparse.csr_matrix((R, 1))]).tocsr()
-        A_ub = sparse.hstack([sparse.csr_matrix((R, n)), eye, eye, -np.ones((R, 1))]).tocsr()
-        res = linprog(c, A_ub=A_ub, b_ub=np.zeros(R), A_eq=A_eq, b_eq=p.b,
-                      bounds=free + [(0, None)] * (2 * R + 1), method="highs")
-        factor = 1.0
+        res = linprog(-p.b, A_eq=At, b_eq=np.zeros(n), bounds=np.stack([-w, w], axis=1), method="highs")
+        y = res.x * scale if res.status == 0 else None
+    else:  # y = y+ - y-, sum (y+ + y-) <= 1
+        res = linprog(np.concatenate([-p.b, p.b]), A_eq=sparse.hstack([At, -At]).tocsr(), b_eq=np.zeros(n),
+                      A_ub=np.ones((1, 2 * R)), b_ub=[1.0], bounds=(0, None), method="highs")
+        y = res.x[:R] - res.x[R:] if res.status == 0 else None
     if res.status != 0:
         raise SOPError(f"HiGHS did not solve the LP: {res.message}")
-    return res.x[:n], float(res.fun) * factor, np.asarray(res.eqlin.marginals) * factor
+    return -np.asarray(res.eqlin.marginals, dtype=float), y
+
+
+def _row_error(p: _Problem, alpha: np.ndarray, norm: str) -> float:
+    """E(alpha) summed (or maxed) over the LP's rows with their weights."""
+    e = np.abs(p.b - p.A @ alpha)
+    return float(np.dot([float(x) for x in p.w], e)) if norm == "l1" else float(np.max(e))
 
 
 def _scaled_ints(values: np.ndarray) -> tuple[list[int], int]:
@@ -218,11 +229,11 @@ def certify(A: np.ndarray, b: np.ndarray, w, y: np.ndarray, norm: str, margin: f
 
 def _finish(p: _Problem, norm: str, d: int, method: str, expand, certify_dual: bool,
             t0: float) -> LPResult:
-    x, value, y = _solve(p, norm, float(1 << d))
+    x, y = _solve(p, norm, float(1 << d))
     seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     cert = certify(p.A, p.b, p.w, y, norm) if certify_dual else None
-    return LPResult(value=value, alpha=expand(x), certificate=cert, seconds=seconds,
+    return LPResult(value=_row_error(p, x, norm), alpha=expand(x), certificate=cert, seconds=seconds,
                     certify_seconds=time.perf_counter() - t1, method=method, rows=len(p.b),
                     variables=p.A.shape[1], info={"problem": p})
 

@@ -1,0 +1,243 @@
+"""Every computation the app shows, cached per model, input and settings.
+
+The library computes (sop.SOPModel.forward, sop.explainers.explain,
+sop.faithfulness.insertion_deletion); this module only caches the results and reports
+progress.  Results live in st.cache_data (shared by all sessions of the server) under a
+key made of the model's checkpoint version, a hash of the input tensor and the settings.
+
+Long computations report progress through a callback that updates an `st.progress`
+bar.  Streamlit cannot replay elements drawn inside a cached function on a bar created
+outside it, so the work runs outside the cached function and its result is then put into
+the cache (`_store`): a lookup with no value is a miss, which st.cache_data does not
+remember, and a store is a call with the value.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import streamlit as st
+import torch
+
+from sop.explainers import METHODS, Explanation, default_settings, explain
+from sop.faithfulness import BASELINES, Curve, group_sizes_of, insertion_deletion
+
+from .models import LoadedModel, compute_lock
+
+# Methods cheap enough to run without asking (a handful of forward passes); the others
+# (hundreds to thousands of forward passes) run on request with a progress bar.
+CHEAP_METHODS = ("sop", "gradcam", "occlusion")
+METHOD_NAMES = {"sop": "SOP", "lime": "LIME", "kernelshap": "KernelSHAP", "ig": "Integrated Gradients",
+                "gradcam": "Grad-CAM", "rise": "RISE", "occlusion": "Occlusion"}
+SAMPLED = {"lime": "n_samples", "kernelshap": "n_samples", "rise": "n_masks", "ig": "n_steps"}
+MODES = ("pixel", "grouped")
+DEFAULT_STEPS = 16
+
+Progress = Callable[[float], None] | None
+
+
+class _Miss(Exception):
+    """Raised by a cache lookup that has no value to store."""
+
+
+@st.cache_data(show_spinner=False, max_entries=2000)
+def _store(key: str, _value=None):
+    if _value is None:
+        raise _Miss(key)
+    return _value
+
+
+def cached(key: str):
+    """The cached value under `key`, or None."""
+    try:
+        return _store(key)
+    except _Miss:
+        return None
+
+
+def remember(key: str, value):
+    _store(key, _value=value)
+    return value
+
+
+def tensor_key(x: torch.Tensor) -> str:
+    """A short content hash of a tensor (the cache key of an input)."""
+    t = x.detach().cpu().contiguous().float()
+    h = hashlib.sha1(str(tuple(t.shape)).encode())
+    h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _key(*parts) -> str:
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+# --------------------------------------------------------------------------- SOP forward pass
+
+@dataclass
+class Forward:
+    """One SOP forward pass, as NumPy arrays (batch dimension removed)."""
+    probs: np.ndarray          # (K,)
+    logits: np.ndarray         # (K,)
+    scores: np.ndarray         # (G,)
+    group_logits: np.ndarray   # (G, K)
+    pixel_masks: np.ndarray    # (G, H, W)
+    group_masks: np.ndarray    # (G, N)
+
+    @property
+    def prediction(self) -> int:
+        return int(self.logits.argmax())
+
+    @property
+    def order(self) -> list[int]:
+        """Groups by decreasing score (ties: lower index first)."""
+        return [int(g) for g in np.argsort(-self.scores, kind="stable")]
+
+    def alone_probs(self, g: int) -> np.ndarray:
+        """What group g alone predicts: softmax of its own logits."""
+        z = self.group_logits[g] - self.group_logits[g].max()
+        e = np.exp(z)
+        return e / e.sum()
+
+
+def sop_forward(lm: LoadedModel, x: torch.Tensor, x_key: str | None = None) -> Forward:
+    key = _key("forward", lm.key, x_key or tensor_key(x))
+    hit = cached(key)
+    if hit is not None:
+        return hit
+    with torch.no_grad():
+        out = lm.model(x)
+    f = Forward(probs=out.probs[0].float().numpy(), logits=out.logits[0].float().numpy(),
+                scores=out.group_scores[0].float().numpy(), group_logits=out.group_logits[0].float().numpy(),
+                pixel_masks=out.pixel_masks[0].float().numpy(), group_masks=out.group_masks[0].float().numpy())
+    return remember(key, f)
+
+
+def backbone_prediction(lm: LoadedModel, x: torch.Tensor, x_key: str | None = None) -> np.ndarray:
+    """Softmax probabilities (K,) of the model the baselines explain."""
+    key = _key("backbone-probs", lm.key_for("lime"), x_key or tensor_key(x))
+    hit = cached(key)
+    if hit is not None:
+        return hit
+    model, _ = lm.model_for("lime")
+    with torch.no_grad():
+        out = model(x)
+    logits = out.logits if hasattr(out, "logits") else out
+    return remember(key, logits[0].float().softmax(-1).numpy())
+
+
+# --------------------------------------------------------------------------- explanations
+
+def method_settings(method: str, budget: int | None = None) -> dict:
+    """The settings an explanation runs with: the library defaults, with the sample budget applied."""
+    s = default_settings(method)
+    if budget is not None and method in SAMPLED and method != "ig":
+        s[SAMPLED[method]] = int(budget)
+    return s
+
+
+def explanation_key(lm: LoadedModel, method: str, x_key: str, settings: dict) -> str:
+    return _key("explain", lm.key_for(method), method, x_key, dict(settings))
+
+
+def get_explanation(lm: LoadedModel, x: torch.Tensor, method: str, settings: dict | None = None, *,
+                    x_key: str | None = None, progress: Progress = None, compute: bool = True
+                    ) -> Explanation | None:
+    """The explanation of `method` for input x (None if not cached and compute=False)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}")
+    settings = dict(settings if settings is not None else method_settings(method))
+    x_key = x_key or tensor_key(x)
+    key = explanation_key(lm, method, x_key, settings)
+    hit = cached(key)
+    if hit is not None or not compute:
+        return hit
+    model, _ = lm.model_for(method)
+    with compute_lock():
+        hit = cached(key)  # another session may have computed it while we waited
+        if hit is not None:
+            return hit
+        exp = explain(model, x, method, progress=progress, **settings)
+    return remember(key, exp)
+
+
+def is_cached(lm: LoadedModel, x_key: str, method: str, settings: dict) -> bool:
+    return cached(explanation_key(lm, method, x_key, settings)) is not None
+
+
+# --------------------------------------------------------------------------- curves
+
+def get_curves(lm: LoadedModel, x: torch.Tensor, exp: Explanation, *, mode: str = "pixel",
+               baseline: str = "zero", steps: int = DEFAULT_STEPS, x_key: str | None = None,
+               group_sizes: list[int] | None = None) -> dict[str, Curve]:
+    """Insertion and deletion curves of `exp` on the model it explains, with the inputs kept."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline must be one of {BASELINES}")
+    x_key = x_key or tensor_key(x)
+    settings_key = _key(exp.settings)
+    key = _key("curves", lm.key_for(exp.method), exp.method, settings_key, x_key, mode, baseline,
+               int(steps) if mode == "pixel" else None, group_sizes if mode == "grouped" else None)
+    hit = cached(key)
+    if hit is not None:
+        return hit
+    kwargs = dict(mode=mode, steps=int(steps), baseline=baseline, keep_inputs=True)
+    if mode == "grouped" and exp.groups is None and group_sizes:
+        kwargs["group_sizes"] = list(group_sizes)
+    model, _ = lm.model_for(exp.method)
+    with compute_lock():
+        curves = insertion_deletion(model, x, exp, **kwargs)
+    return remember(key, curves)
+
+
+def sop_group_sizes(exp_sop: Explanation) -> list[int]:
+    """Pixels per grouped step of SOP on this input (so every method's grouped curve shares x)."""
+    return group_sizes_of(exp_sop)
+
+
+# --------------------------------------------------------------------------- whole split
+
+@dataclass
+class SplitPredictions:
+    labels: np.ndarray       # (N,)
+    preds: np.ndarray        # (N,)
+    probs: np.ndarray        # (N, K)
+    seconds: float
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.labels == self.preds).mean()) if len(self.labels) else float("nan")
+
+    def confusion(self, k: int) -> np.ndarray:
+        cm = np.zeros((k, k), dtype=np.int64)
+        np.add.at(cm, (self.labels, self.preds), 1)
+        return cm
+
+    @property
+    def mistakes(self) -> np.ndarray:
+        return np.flatnonzero(self.labels != self.preds)
+
+
+def split_predictions(lm: LoadedModel, dataset: str, split: str, images: torch.Tensor, labels: torch.Tensor,
+                      *, progress: Progress = None, batch_size: int = 64) -> SplitPredictions:
+    """SOP predictions for a whole split (cached per model and split)."""
+    key = _key("split", lm.key, dataset, split, len(labels))
+    hit = cached(key)
+    if hit is not None:
+        return hit
+    t0 = time.perf_counter()
+    probs = []
+    with compute_lock(), torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            probs.append(lm.model(images[i:i + batch_size]).probs.float())
+            if progress is not None:
+                progress(min(1.0, (i + batch_size) / len(images)))
+    p = torch.cat(probs).numpy() if probs else np.zeros((0, len(lm.class_names)), np.float32)
+    result = SplitPredictions(labels=labels.numpy().astype(np.int64), preds=p.argmax(1).astype(np.int64),
+                              probs=p, seconds=time.perf_counter() - t0)
+    return remember(key, result)

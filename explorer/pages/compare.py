@@ -1,0 +1,185 @@
+"""Compare methods: SOP beside LIME, KernelSHAP, IG, Grad-CAM, RISE and Occlusion on the same input."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from explorer import charts, compute, export, ui
+from explorer.compute import CHEAP_METHODS, METHOD_NAMES
+from sop.explainers import METHODS
+from sop.faithfulness import BASELINES
+from sop.image_io import tensor_to_image
+from sop.visualize import overlay_heatmap, upscale
+
+BUDGETS = (100, 250, 500, 1000, 2000)
+
+ctx = ui.page_setup(need_input=True)
+lm, mi = ctx.lm, ctx.mi
+if lm is None or mi is None:
+    st.info("Choose a model and an input in the sidebar.")
+    ui.finish({}, "compare")
+    st.stop()
+
+names = lm.class_names
+img = mi.image(lm)
+fwd = compute.sop_forward(lm, mi.x, mi.key)
+bb_probs = compute.backbone_prediction(lm, mi.x, mi.key)
+
+st.markdown(f"#### Compare methods · {ui.plain(lm.spec.name)} · {ui.plain(mi.name)}")
+h1, h2, h3 = st.columns([0.5, 1, 2], vertical_alignment="center")
+h1.image(upscale(img, 120), width=120)
+with h2:
+    st.markdown(f"**SOP predicts {ui.plain(names[fwd.prediction])}** ({fwd.probs[fwd.prediction]:.1%})  \n"
+                f"backbone predicts **{ui.plain(names[int(bb_probs.argmax())])}** ({bb_probs.max():.1%})"
+                + (f"  \ntrue class **{ui.plain(names[mi.label])}**" if mi.label is not None else ""))
+with h3:
+    st.caption(f"SOP explains itself: its map is Σ score × group mask. The six post-hoc methods explain "
+               f"{lm.describe_for('lime')}, each for the class that model predicts; their curves are measured on "
+               "that model. Every method's map is ranked the same way for the curves (patches of the model's grid), "
+               "and the grouped curves of the post-hoc methods use SOP's group sizes on this input, so all curves "
+               "share their x positions.")
+
+# --------------------------------------------------------------------------- settings
+valid = [m for m in (st.session_state.get("compare_methods") or []) if m in METHODS]
+if "compare_methods" not in st.session_state or not valid:
+    st.session_state["compare_methods"] = list(METHODS)
+else:
+    st.session_state["compare_methods"] = valid
+if st.session_state.get("curve_mode") not in compute.MODES:
+    st.session_state["curve_mode"] = "pixel"
+if st.session_state.get("curve_baseline") not in BASELINES:
+    st.session_state["curve_baseline"] = "zero"
+if not isinstance(st.session_state.get("curve_steps"), int) or not 2 <= st.session_state["curve_steps"] <= 64:
+    st.session_state["curve_steps"] = compute.DEFAULT_STEPS
+if st.session_state.get("cmp_budget") not in BUDGETS:
+    st.session_state["cmp_budget"] = 1000
+
+with st.container(border=True):
+    methods = st.pills("Methods", METHODS, selection_mode="multi", key="compare_methods", persist_state="session",
+                       format_func=lambda m: METHOD_NAMES[m])
+    s1, s2, s3, s4 = st.columns(4, vertical_alignment="bottom")
+    mode = s1.segmented_control("Curve", compute.MODES, key="curve_mode", required=True, persist_state="session",
+                                format_func=lambda m: {"pixel": "Pixel-wise", "grouped": "Grouped"}[m]) or "pixel"
+    baseline = s2.selectbox("Removal baseline", BASELINES, key="curve_baseline", persist_state="session",
+                            format_func=lambda b: {"zero": "zero (mean colour)", "blur": "blur",
+                                                   "noisy_linear": "noisy linear (ROAD)"}[b])
+    steps = s3.slider("Steps", 2, 64, key="curve_steps", persist_state="session", disabled=mode == "grouped")
+    budget = s4.select_slider("Samples (LIME, KernelSHAP, RISE)", BUDGETS, key="cmp_budget", persist_state="session",
+                              help="Perturbed inputs per explanation. More is slower and less noisy; the library "
+                                   "default is 1000.")
+methods = [m for m in METHODS if m in (methods or [])]
+if not methods:
+    st.info("Pick at least one method.")
+
+settings = {m: compute.method_settings(m, budget) for m in methods}
+group_sizes = None
+exp_sop = compute.get_explanation(lm, mi.x, "sop", x_key=mi.key)
+if mode == "grouped":
+    group_sizes = compute.sop_group_sizes(exp_sop)
+
+pending = [m for m in methods if m not in CHEAP_METHODS and not compute.is_cached(lm, mi.key, m, settings[m])]
+
+
+def run_methods(todo: list[str], where) -> None:
+    """Compute the explanations of `todo` with one progress bar."""
+    bar = where.progress(0.0, text="Starting…")
+    for i, m in enumerate(todo):
+        label = f"{METHOD_NAMES[m]} ({i + 1}/{len(todo)})"
+
+        def report(f: float, i=i, label=label) -> None:
+            bar.progress(min(1.0, (i + max(0.0, min(1.0, f))) / len(todo)), text=f"Running {label}… {f:.0%}")
+
+        report(0.0)
+        compute.get_explanation(lm, mi.x, m, settings[m], x_key=mi.key, progress=report)
+    bar.empty()
+
+
+run_area = st.container()
+if pending:
+    with run_area:
+        r1, r2 = st.columns([1, 3], vertical_alignment="center")
+        run_all = r1.button(f"Run {len(pending)} expensive method{'s' if len(pending) > 1 else ''}", type="primary",
+                            icon=":material/play_arrow:", key="run_all")
+        r2.caption("Waiting: " + ", ".join(METHOD_NAMES[m] for m in pending) + ". They run hundreds to thousands of "
+                   "forward passes; results are cached per model, input and settings.")
+        if run_all:
+            run_methods(pending, run_area)
+            pending = []
+
+# --------------------------------------------------------------------------- cards
+results: dict[str, tuple] = {}
+cols_per_row = 4
+for start in range(0, len(methods), cols_per_row):
+    cols = st.columns(cols_per_row)
+    for col, m in zip(cols, methods[start:start + cols_per_row]):
+        with col, st.container(border=True, key=f"card_{m}"):
+            st.markdown(f"{ui.swatch(charts.METHOD_COLOURS[m])}**{METHOD_NAMES[m]}**", unsafe_allow_html=True)
+            exp = compute.get_explanation(lm, mi.x, m, settings[m], x_key=mi.key, compute=m in CHEAP_METHODS)
+            if exp is None:
+                st.caption("Not computed yet.")
+                if st.button("Run", key=f"run_{m}", icon=":material/play_arrow:", width="stretch"):
+                    run_methods([m], st.container())
+                    exp = compute.get_explanation(lm, mi.x, m, settings[m], x_key=mi.key, compute=False)
+            if exp is None:
+                continue
+            with st.spinner("Curves…"):
+                curves = compute.get_curves(lm, mi.x, exp, mode=mode, baseline=baseline, steps=steps, x_key=mi.key,
+                                            group_sizes=group_sizes)
+            results[m] = (exp, curves)
+            st.image(upscale(overlay_heatmap(img, exp.attribution), 200), width="stretch")
+            st.caption(f"{exp.seconds:.2f} s · explains class **{ui.plain(names[exp.target])}** of "
+                       f"{'SOP' if m == 'sop' or not lm.has_twin else 'the backbone'}")
+            a1, a2 = st.columns(2)
+            a1.metric("Insertion AUC", f"{curves['insertion'].auc:.3f}")
+            a2.metric("Deletion AUC", f"{curves['deletion'].auc:.3f}")
+            st.plotly_chart(charts.curves_figure(curves, height=150, compact=True), config=charts.CONFIG, theme=None,
+                            key=f"card_curve_{m}")
+
+# --------------------------------------------------------------------------- all curves and table
+if results:
+    st.markdown("#### All methods")
+    per_method = {m: c for m, (_, c) in results.items()}
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(charts.compare_curves_figure(per_method, "insertion", METHOD_NAMES), config=charts.CONFIG,
+                    theme=None, key="all_insertion")
+    c2.plotly_chart(charts.compare_curves_figure(per_method, "deletion", METHOD_NAMES), config=charts.CONFIG,
+                    theme=None, key="all_deletion")
+    table = pd.DataFrame([{
+        "method": METHOD_NAMES[m], "explains": "SOP" if m == "sop" or not lm.has_twin else "backbone",
+        "class": names[exp.target], "seconds": round(exp.seconds, 3),
+        "insertion AUC ↑": round(curves["insertion"].auc, 4), "deletion AUC ↓": round(curves["deletion"].auc, 4),
+    } for m, (exp, curves) in results.items()])
+    st.dataframe(table, hide_index=True, key="auc_table")
+
+    # ----------------------------------------------------------------------- one method up close
+    st.markdown("#### Step through one method's curves")
+    done = list(results)
+    if st.session_state.get("focus_method") not in done:
+        st.session_state["focus_method"] = done[0]
+    f1, f2 = st.columns([1, 2], vertical_alignment="bottom")
+    focus = f1.selectbox("Method", done, key="focus_method", format_func=lambda m: METHOD_NAMES[m],
+                         persist_state="session")
+    exp, curves = results[focus]
+    S = len(curves["insertion"].scores) - 1
+    st_step = st.session_state.get("cmp_step")
+    if not isinstance(st_step, int) or not 0 <= st_step <= S:
+        st.session_state["cmp_step"] = S // 4
+    step = f2.slider("Step", 0, S, key="cmp_step", persist_state="session")
+    v0, v1, v2, v3 = st.columns([1, 1, 1, 1.6])
+    v0.image(upscale(overlay_heatmap(img, exp.attribution), 200), caption=f"{METHOD_NAMES[focus]} map", width="stretch")
+    for col, kind in ((v1, "insertion"), (v2, "deletion")):
+        c = curves[kind]
+        col.image(upscale(tensor_to_image(c.inputs[step], lm.config.mean, lm.config.std), 200), width="stretch",
+                  caption=f"{kind} step {step}/{S}: {c.fractions[step]:.0%}, p = {c.scores[step]:.3f}")
+    v3.plotly_chart(charts.curves_figure(curves, step=step, height=260), config=charts.CONFIG, theme=None,
+                    key=f"focus_curve_{focus}")
+
+    st.download_button("Download comparison PNG", lambda: export.comparison_png(lm, mi, results),
+                       file_name=f"sop_compare_{lm.spec.name}_{mi.url}.png".replace(":", "_"), mime="image/png",
+                       icon=":material/image:", key="dl_cmp_png", on_click="ignore")
+else:
+    focus = None
+
+ui.finish({"model": lm.spec.url, "timm": lm.spec.timm_name, "input": mi.url if mi.kind == "sample" else mi.kind,
+           "method": focus, "methods": methods if set(methods) != set(METHODS) else None, "mode": mode,
+           "baseline": baseline, "steps": steps}, "compare")

@@ -1,0 +1,221 @@
+"""Page furniture shared by every page: sidebar pickers, captions, the group gallery, the share box."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+import sop
+from sop.visualize import group_colour, overlay_mask, upscale
+
+from . import urlstate
+from .compute import Forward
+from .inputs import ModelInput, input_picker
+from .models import SOURCES, LoadedModel, embedded_label, embedded_table, load_spec, spec_for_embedded, spec_for_file
+
+GROUP_HELP = ("A **group** is a set of image patches that SOP picked for this input. The backbone looks at each "
+              "group alone (everything else hidden) and says what it sees.")
+SCORE_HELP = ("A group's **score** is the weight it gets in the final answer: scores are never negative and add up "
+              "to 1, and a group with score 0 is ignored. The prediction is the score-weighted sum of what the "
+              "groups alone predict, so the groups and scores are the whole computation, not a guess about it.")
+CURVES_HELP = ("**Insertion** starts from an empty image (every pixel replaced by the removal baseline) and puts "
+               "pixels back, most important first; **deletion** starts from the image and removes them. A good "
+               "explanation makes the insertion curve rise fast (high AUC) and the deletion curve fall fast (low "
+               "AUC). *Pixel-wise* ranks the model's patches by attribution and moves them in equal steps; "
+               "*grouped* moves whole groups, one per step.")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>$~:])")
+
+
+def plain(text: str) -> str:
+    """User text (file names, paths) made safe to show inside Markdown: no formatting, no HTML."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+def code(text: str) -> str:
+    """User text shown as inline code (backticks removed so it cannot close the span)."""
+    return "`" + str(text).replace("`", "'") + "`"
+
+
+def swatch(colour: str, size: int = 12) -> str:
+    """An inline colour square (only our own palette colours ever go in here)."""
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", colour):
+        raise ValueError(colour)
+    return (f'<span style="display:inline-block;width:{size}px;height:{size}px;background:{colour};'
+            f'border-radius:3px;vertical-align:-1px;margin-right:4px"></span>')
+
+
+@dataclass
+class Context:
+    lm: LoadedModel | None
+    mi: ModelInput | None
+
+
+def page_setup(*, need_input: bool = True) -> Context:
+    """Read the URL once per session, then draw the sidebar pickers (model, and input)."""
+    urlstate.init_session()
+    with st.sidebar:
+        lm = model_picker()
+        mi = None
+        if lm is not None and need_input:
+            st.divider()
+            mi = input_picker(lm)
+            if mi is not None:
+                _input_thumbnail(lm, mi)
+    return Context(lm, mi)
+
+
+def _apply_url_model() -> None:
+    url_model, url_timm = urlstate.pending("url_model"), urlstate.pending("url_timm")
+    if not url_model:
+        return
+    names = [r["name"] for r in embedded_table()]
+    if url_model in names and not url_timm:
+        st.session_state["model_source"] = "Embedded"
+        st.session_state["model_embedded"] = url_model
+    elif url_timm:
+        st.session_state["model_source"] = "timm + checkpoint"
+        st.session_state["model_timm"] = url_timm
+        st.session_state["model_timm_path"] = url_model
+    else:
+        st.session_state["model_source"] = "Checkpoint file"
+        st.session_state["model_path"] = url_model
+
+
+def model_picker() -> LoadedModel | None:
+    """Sidebar model chooser.  A model that fails to load shows its error; the previous one stays."""
+    _apply_url_model()
+    rows = embedded_table()
+    names = [r["name"] for r in rows]
+    labels = {r["name"]: embedded_label(r) for r in rows}
+    if st.session_state.get("model_source") not in SOURCES:
+        st.session_state["model_source"] = SOURCES[0]
+    source = st.segmented_control("Model", SOURCES, key="model_source", required=True, persist_state="session",
+                                  help="An embedded default, any SOP checkpoint on disk, or a timm architecture "
+                                       "with its own SOP checkpoint.") or SOURCES[0]
+    spec = None
+    if source == "Embedded":
+        if not names:
+            st.warning("No embedded models found in assets/models.")
+        else:
+            if st.session_state.get("model_embedded") not in names:
+                st.session_state["model_embedded"] = names[0]
+            name = st.selectbox("Embedded model", names, key="model_embedded", persist_state="session",
+                                format_func=lambda n: labels.get(n, n),
+                                help="Small models trained here: dataset, test accuracy, number of groups.")
+            spec = spec_for_embedded(name)
+    elif source == "Checkpoint file":
+        path = st.text_input("SOP checkpoint (.safetensors)", key="model_path", persist_state="session",
+                             placeholder="runs/my_model_sop.safetensors",
+                             help="A checkpoint written by sop.save() / `python -m sop train`: weights and config in "
+                                  "one safetensors file. Pickle files (.pt, .pth) are refused.")
+        spec = spec_for_file(path) if path.strip() else None
+    else:
+        name = st.text_input("timm model name", key="model_timm", persist_state="session",
+                             placeholder="vit_tiny_patch16_224")
+        path = st.text_input("Its SOP checkpoint (.safetensors)", key="model_timm_path", persist_state="session",
+                             placeholder="runs/vit_tiny_sop.safetensors")
+        st.caption("Any timm architecture wrapped by SOP. The checkpoint holds every weight and names its timm "
+                   "architecture, so nothing is downloaded: this works offline. Train one with "
+                   "`python -m sop train --backbone <name>`.")
+        spec = spec_for_file(path, timm_name=name.strip()) if path.strip() else None
+
+    lm, error = None, None
+    if spec is not None:
+        try:
+            with st.spinner(f"Loading {spec.name}…"):
+                lm = load_spec(spec)
+        except sop.SOPError as err:
+            error = str(err)
+    elif source != "Embedded":
+        st.caption("Enter a path to load it.")
+    if error:
+        st.error(f"Could not load this model: {error}", icon=":material/error:")
+    if lm is not None:
+        st.session_state["last_model_spec"] = spec
+    else:
+        previous = st.session_state.get("last_model_spec")
+        fallback = previous or (spec_for_embedded(names[0]) if names else None)
+        if fallback is not None:
+            try:
+                lm = load_spec(fallback)
+                st.caption(f"Using {plain(fallback.name)} meanwhile.")
+            except sop.SOPError as err:
+                st.error(str(err))
+    if lm is not None:
+        _model_summary(lm)
+    return lm
+
+
+def _model_summary(lm: LoadedModel) -> None:
+    cfg = lm.config
+    metrics = cfg.training.get("metrics", {}) if isinstance(cfg.training, dict) else {}
+    acc = metrics.get("test", {}).get("accuracy") if isinstance(metrics.get("test"), dict) else None
+    bits = [f"**{plain(cfg.dataset or 'unknown dataset')}**", f"{len(cfg.class_names)} classes",
+            f"{cfg.num_groups} groups", f"{cfg.img_size[0]}×{cfg.img_size[1]}×{cfg.in_chans}"]
+    if acc is not None:
+        bits.append(f"test accuracy {acc:.1%}")
+    st.caption(" · ".join(bits))
+    with st.expander("About this model"):
+        st.markdown(f"- backbone: {code(cfg.backbone)}\n"
+                    f"- checkpoint: {code(lm.spec.sop_path)}\n"
+                    f"- baselines explain: {lm.describe_for('lime')}\n"
+                    f"- classes: {plain(', '.join(cfg.class_names[:20]))}{' …' if len(cfg.class_names) > 20 else ''}")
+        bb = metrics.get("backbone_test_accuracy")
+        if bb is not None:
+            st.markdown(f"- backbone twin test accuracy: {bb:.1%}")
+        cmd = cfg.training.get("command") if isinstance(cfg.training, dict) else None
+        if cmd:
+            st.code(cmd, language="bash")
+
+
+def _input_thumbnail(lm: LoadedModel, mi: ModelInput) -> None:
+    st.image(upscale(mi.image(lm), 160), caption=mi.name, width=160)
+    if mi.label is not None:
+        st.caption(f"True class: **{plain(lm.class_names[mi.label])}**")
+
+
+def finish(params: dict, page: str = "") -> None:
+    """Write the view into the URL and show the share link in the sidebar."""
+    urlstate.sync(params)
+    with st.sidebar:
+        st.divider()
+        with st.expander("Share this view", icon=":material/link:"):
+            st.caption("The link reopens this page with the same model, input and settings "
+                       "(uploaded or drawn images stay in your browser).")
+            st.code(urlstate.share_link(params, page), language=None, wrap_lines=True)
+
+
+# --------------------------------------------------------------------------- groups
+
+def toggle_group(g: int) -> None:
+    st.session_state["group"] = None if st.session_state.get("group") == g else int(g)
+
+
+def group_gallery(fwd: Forward, img: np.ndarray, class_names: list[str], *, key: str, columns: int = 4,
+                  selected: int | None = None, groups: list[int] | None = None, tile: int = 168,
+                  on_click=toggle_group, extra=None) -> None:
+    """Every group (by decreasing score) as a card: its overlay, score, what it alone predicts, and a button."""
+    order = groups if groups is not None else fwd.order
+    for start in range(0, len(order), columns):
+        cols = st.columns(columns)
+        for col, g in zip(cols, order[start:start + columns]):
+            with col, st.container(border=True):
+                colour = group_colour(g)
+                st.image(upscale(overlay_mask(img, fwd.pixel_masks[g], colour, outline=True), tile), width="stretch")
+                score = float(fwd.scores[g])
+                alone = fwd.alone_probs(g)
+                top = int(alone.argmax())
+                bar = (f'<div style="height:6px;border-radius:3px;background:#e5e7eb;margin:2px 0 4px">'
+                       f'<div style="height:6px;width:{min(100.0, 100 * score):.1f}%;background:{colour};'
+                       f'border-radius:3px"></div></div>')
+                st.markdown(f"{swatch(colour)}**Group {g}** · score {score:.3f}{bar}", unsafe_allow_html=True)
+                st.caption(f"alone predicts **{plain(class_names[top])}** ({alone[top]:.0%})"
+                           + (" · ignored (score 0)" if score <= 0 else ""))
+                if extra is not None:
+                    extra(g)
+                is_sel = selected == g
+                st.button("Isolated" if is_sel else "Isolate", key=f"{key}_{g}", on_click=on_click, args=(g,),
+                          type="primary" if is_sel else "secondary", icon=":material/center_focus_strong:",
+                          width="stretch")

@@ -1,0 +1,151 @@
+"""`python -m sop evaluate`: SOP vs post-hoc explainers, one table per checkpoint."""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+DEFAULT_SAMPLES = 50
+
+
+def register(sub) -> None:
+    from ..explainers import METHODS
+    from ..faithfulness import BASELINES, DEFAULT_BASELINE, DEFAULT_STEPS
+    p = sub.add_parser("evaluate", help="faithfulness (insertion/deletion), ground-truth IoU and speed of SOP "
+                                        "and the baseline explainers, side by side")
+    p.add_argument("--model", type=Path, nargs="+",
+                   help="SOP checkpoint(s) (*_sop.safetensors); default: every embedded model")
+    p.add_argument("--backbone", type=Path,
+                   help="plain twin checkpoint the baselines explain (default: the _backbone sibling)")
+    p.add_argument("--methods", default="all", help=f"'all' or a comma list of: {','.join(METHODS)}")
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="test inputs explained per model")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="pixel-wise insertion/deletion steps")
+    p.add_argument("--baseline", choices=BASELINES, default=DEFAULT_BASELINE, help="removal baseline")
+    p.add_argument("--baselines-on", choices=("backbone", "sop"), default="backbone",
+                   help="model the baseline explainers explain and are scored on")
+    p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="override an explainer setting, e.g. --set lime.n_samples=200 (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled test inputs")
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads (default: torch's choice); 1 is often faster on a busy shared machine")
+    p.add_argument("--out", type=Path, default=Path("runs/evaluation"),
+                   help="folder for <name>.csv and <name>.json")
+    p.set_defaults(func=run)
+
+
+def parse_methods(text: str) -> list[str]:
+    from ..errors import InputError
+    from ..explainers import METHODS
+    if text.strip() == "all":
+        return list(METHODS)
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise InputError(f"unknown method(s) {unknown}; choose 'all' or from {', '.join(METHODS)}")
+    return methods
+
+
+def parse_overrides(items: list[str]) -> dict[str, dict]:
+    """["lime.n_samples=200"] -> {"lime": {"n_samples": 200}} (values parsed as numbers when they are)."""
+    import json
+
+    from ..errors import InputError
+    from ..explainers import default_settings
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        method, dot, name = key.partition(".")
+        if not (sep and dot):
+            raise InputError(f"--set takes METHOD.KEY=VALUE, got {item!r}")
+        default_settings(method)  # validates the method name
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out.setdefault(method, {})[name] = parsed
+    return out
+
+
+def write_outputs(report: dict, out: Path, name: str) -> tuple[Path, Path]:
+    import csv
+    import json
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = out / f"{name}.csv", out / f"{name}.json"
+    keys = list(dict.fromkeys(k for row in report["rows"] for k in row))
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["dataset", *keys])
+        writer.writeheader()
+        for row in report["rows"]:
+            writer.writerow({"dataset": report["dataset"], **row})
+    json_path.write_text(json.dumps(_clean(report), indent=2, allow_nan=False) + "\n")
+    return csv_path, json_path
+
+
+def _clean(v):
+    """JSON-safe copy: NaN (a metric with no sample, e.g. IoU without positives) -> null."""
+    import math
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if hasattr(v, "tolist"):
+        return _clean(v.tolist())
+    if v is None or isinstance(v, (int, str, bool)):
+        return v
+    return str(v)
+
+
+def command_line(args, models) -> str:
+    """The equivalent command with every setting explicit (recorded in the JSON)."""
+    parts = ["python -m sop evaluate", "--model", *map(str, models)]
+    if args.backbone is not None:
+        parts += ["--backbone", str(args.backbone)]
+    parts += ["--methods", args.methods, "--samples", str(args.samples), "--steps", str(args.steps),
+              "--baseline", args.baseline, "--baselines-on", args.baselines_on, "--seed", str(args.seed)]
+    if args.threads is not None:
+        parts += ["--threads", str(args.threads)]
+    for item in args.set:
+        parts += ["--set", item]
+    parts += ["--out", str(args.out)]
+    return " ".join(shlex.quote(p) if i else p for i, p in enumerate(parts))
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from ..errors import InputError
+    from ..evaluation import EvalSettings, evaluate_checkpoint, format_summary, format_table
+    from ..zoo import embedded_models
+    models = args.model or [m.sop_path for m in embedded_models()]
+    if not models:
+        raise InputError("no --model given and no embedded models found under assets/models")
+    if args.backbone is not None and len(models) > 1:
+        raise InputError("--backbone names one twin: use it with a single --model")
+    if args.samples < 1 or args.steps < 1:
+        raise InputError("--samples and --steps must be at least 1")
+    methods = parse_methods(args.methods)
+    if args.threads is not None:
+        import torch
+        torch.set_num_threads(max(1, args.threads))
+    settings = EvalSettings(methods=methods, samples=args.samples, steps=args.steps, baseline=args.baseline,
+                            baselines_on=args.baselines_on, seed=args.seed,
+                            method_settings=parse_overrides(args.set))
+    command = command_line(args, models)
+    for path in models:
+        name = Path(path).name.removesuffix(".safetensors").removesuffix("_sop")
+        bar = tqdm(total=args.samples * len(methods), desc=f"evaluate {name}", file=sys.stderr,
+                   dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 5.0)
+
+        def tick(method: str, bar=bar) -> None:
+            bar.set_postfix(method=method)
+            bar.update(1)
+
+        report = evaluate_checkpoint(path, args.backbone, settings, progress=tick)
+        bar.close()
+        report["command"] = command
+        csv_path, json_path = write_outputs(report, args.out, name)
+        print(f"\n## {name}\n\n{format_summary(report)}\n\n{format_table(report)}\n\n(wrote {csv_path}, {json_path})",
+              flush=True)
+    return 0

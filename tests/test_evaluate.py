@@ -1,0 +1,124 @@
+"""The evaluation report and `python -m sop evaluate`, end to end on tiny checkpoints."""
+import csv
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sop import InputError, create_model, save
+from sop.cli import main
+from sop.evaluation import EvalSettings, evaluate, iou, model_statistics, top_region, twin_path
+from sop.explainers import METHODS
+
+TINY = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0, global_pool="token")
+FAST = ["--set", "lime.n_samples=20", "--set", "kernelshap.n_samples=20", "--set", "rise.n_masks=20",
+        "--set", "ig.n_steps=4"]
+
+
+def tiny_pair(tmp_path, dataset, in_chans, num_classes):
+    """A random SOP model and its backbone twin, saved as <dataset>_sop / <dataset>_backbone."""
+    torch.manual_seed(0)
+    model = create_model("vit_tiny_patch16_224", num_classes=num_classes, img_size=(32, 32), in_chans=in_chans,
+                         backbone_kwargs=TINY, num_groups=4, group_heads=2, group_dim=16, dataset=dataset)
+    sop_path = save(model, tmp_path / f"{dataset}_sop.safetensors")
+    twin_cfg = dataclasses.replace(model.config, kind="backbone")
+    save(model.backbone, tmp_path / f"{dataset}_backbone.safetensors", config=twin_cfg)
+    return sop_path
+
+
+@pytest.mark.parametrize("dataset,in_chans,classes", [("parts", 3, 2), ("digits", 1, 10)])
+def test_cli_writes_csv_and_json_with_the_report_columns(tmp_path, capsys, dataset, in_chans, classes):
+    sop_path = tiny_pair(tmp_path, dataset, in_chans, classes)
+    out = tmp_path / "report"
+    rc = main(["evaluate", "--model", str(sop_path), "--samples", "3", "--steps", "4", "--methods", "all",
+               *FAST, "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "| method |" in printed and "insertion AUC" in printed
+    with (out / f"{dataset}.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows] == list(METHODS)
+    want = {"dataset", "method", "model", "accuracy", "insertion", "deletion", "grouped_insertion",
+            "grouped_deletion", "seconds"}
+    if dataset == "parts":
+        want |= {"iou", "iou_gt_area"}
+    assert want <= set(rows[0])
+    assert ("iou" in rows[0]) == (dataset == "parts")
+    for r in rows:
+        assert r["model"] == ("sop" if r["method"] == "sop" else "backbone")
+        for k in ("insertion", "deletion", "grouped_insertion", "grouped_deletion"):
+            assert 0.0 <= float(r[k]) <= 1.0
+    report = json.loads((out / f"{dataset}.json").read_text())
+    assert report["dataset"] == dataset and report["samples"] == 3
+    assert report["settings"]["baselines_on"] == "backbone" and report["settings"]["steps"] == 4
+    assert report["settings"]["method_settings"]["lime"] == {"n_samples": 20}
+    assert report["backbone"].endswith(f"{dataset}_backbone.safetensors")
+    assert {"accuracy", "backbone_accuracy", "fidelity", "groups_used", "pixels_per_group"} <= set(report["model"])
+    assert report["command"].startswith("python -m sop evaluate --model")
+    assert "--samples 3" in report["command"] and "lime.n_samples=20" in report["command"]
+
+
+def test_cli_rejects_bad_arguments(tmp_path):
+    sop_path = tiny_pair(tmp_path, "digits", 1, 10)
+    assert main(["evaluate", "--model", str(sop_path), "--methods", "sop,shap"]) == 2
+    assert main(["evaluate", "--model", str(sop_path), "--set", "lime-n=3"]) == 2
+    assert main(["evaluate", "--model", str(tmp_path / "digits_backbone.safetensors")]) == 2
+
+
+def test_twin_path_and_missing_twin_falls_back_to_the_sop_model(tmp_path):
+    assert twin_path(tmp_path / "parts_sop.safetensors") == tmp_path / "parts_backbone.safetensors"
+    from sop.evaluation import evaluate_checkpoint
+    sop_path = tiny_pair(tmp_path, "digits", 1, 10)
+    (tmp_path / "digits_backbone.safetensors").unlink()
+    report = evaluate_checkpoint(sop_path, settings=EvalSettings(methods=["gradcam"], samples=1, steps=2))
+    assert report["settings"]["baselines_on"] == "sop" and report["rows"][0]["model"] == "sop"
+    assert report["backbone"] is None
+
+
+def test_iou_and_top_region():
+    a = torch.zeros(4, 4, dtype=torch.bool)
+    a[:2] = True
+    b = torch.zeros(4, 4, dtype=torch.bool)
+    b[1:3] = True
+    assert iou(a, b) == pytest.approx(4 / 12)
+    assert iou(a, torch.zeros_like(a)) == 0.0
+    attribution = torch.zeros(4, 4)
+    attribution[2:, 2:] = 1.0
+    torch.testing.assert_close(top_region(attribution, (2, 2), 4), attribution.bool())
+
+
+def test_report_iou_uses_sop_groups_and_same_area_baselines(tiny_vit_sop):
+    """On a fake scene whose decisive mask is exactly SOP's selected region, SOP's IoU is 1."""
+    from sop.data import DatasetInfo, Split
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    out = tiny_vit_sop(x)
+    selected = ((out.pixel_masks > 0) & (out.group_scores > 0)[..., None, None]).any(1)
+    info = DatasetInfo(name="fake", class_names=[str(i) for i in range(5)], in_chans=3, img_size=(32, 32),
+                       mean=(0, 0, 0), std=(1, 1, 1))
+    split = Split(torch.utils.data.TensorDataset(x, torch.tensor([1, 1])), info)
+    report = evaluate(tiny_vit_sop, tiny_vit_sop.backbone, split,
+                      EvalSettings(methods=["sop", "occlusion"], samples=2, steps=4),
+                      decisive=selected.numpy())
+    rows = {r["method"]: r for r in report["rows"]}
+    assert rows["sop"]["iou"] == pytest.approx(1.0)
+    assert 0.0 <= rows["occlusion"]["iou"] <= 1.0 and report["iou_samples"] == 2
+    assert rows["occlusion"]["model"] == "backbone"
+
+
+def test_model_statistics_counts_groups_and_agreement(tiny_vit_sop):
+    from sop.data import DatasetInfo, Split
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 3, 32, 32), torch.randint(0, 5, (6,))
+    info = DatasetInfo(name="fake", class_names=[str(i) for i in range(5)], in_chans=3, img_size=(32, 32),
+                       mean=(0, 0, 0), std=(1, 1, 1))
+    stats = model_statistics(tiny_vit_sop, tiny_vit_sop.backbone, Split(torch.utils.data.TensorDataset(x, y), info))
+    out = tiny_vit_sop(x)
+    pred, bb = out.logits.argmax(-1), tiny_vit_sop.backbone(x).argmax(-1)
+    assert stats["accuracy"] == pytest.approx(float((pred == y).float().mean()))
+    assert stats["fidelity"] == pytest.approx(float((pred == bb).float().mean()))
+    assert stats["groups_used"] == pytest.approx(float((out.group_scores > 0).sum(1).float().mean()))
+    assert 0 < stats["selected_fraction"] <= 1
+    assert np.isfinite(stats["pixels_per_group"]) and stats["pixels_per_group"] > 0

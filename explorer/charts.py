@@ -46,7 +46,7 @@ def topk_bar(probs: np.ndarray, class_names: Sequence[str], *, k: int = 5, true_
                            marker_color=colours[::-1], text=[f"{probs[i]:.1%}" for i in top][::-1],
                            textposition="outside", cliponaxis=False,
                            hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
-    fig.update_xaxes(range=[0, 1.15], tickformat=".0%", showgrid=True)
+    fig.update_xaxes(range=[0, 1.3], tickformat=".0%", showgrid=True, tickvals=[0, 0.5, 1])
     fig.update_yaxes(type="category")
     return _layout(fig, height or 60 + 32 * k, title=dict(text=title or "", font_size=14), showlegend=False)
 
@@ -113,9 +113,8 @@ def curves_figure(curves: dict[str, Curve], *, step: int | None = None, title: s
         fig.update_layout(margin=dict(l=4, r=4, t=8, b=4))
         return fig
     fig.update_xaxes(title_text="fraction of pixels inserted / deleted")
-    fig.update_yaxes(title_text="probability of the explained class")
-    return _layout(fig, height, title=dict(text=title, font_size=14), clickmode="event+select",
-                   legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    fig.update_yaxes(title_text=title or "probability of the explained class")
+    return _layout(fig, height, clickmode="event+select", legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
 
 
 def compare_curves_figure(per_method: dict[str, dict[str, Curve]], kind: str, names: dict[str, str],
@@ -175,9 +174,9 @@ def group_logits_figure(group_logits: np.ndarray, scores: np.ndarray, true: int,
     fig.add_trace(go.Bar(x=labels, y=[float(group_logits[g, pred]) for g in order],
                          name=f"predicted {class_names[pred]}", marker_color=PREDICTED_WRONG,
                          marker_line=dict(color=[group_colour(g) for g in order], width=3)))
-    fig.update_xaxes(title_text="group (score)", type="category")
+    fig.update_xaxes(type="category")  # tick labels read "g<group> (<score>)"
     fig.update_yaxes(title_text="logit when the group is seen alone")
-    return _layout(fig, height, barmode="group", legend=dict(orientation="h", y=-0.3, yanchor="top", x=0),
+    return _layout(fig, height, barmode="group", legend=dict(orientation="h", y=-0.28, yanchor="top", x=0),
                    title=dict(text="What each group alone says about the two classes", font_size=14))
 
 

@@ -184,7 +184,8 @@ def finish(params: dict, page: str = "") -> None:
         with st.expander("Share this view", icon=":material/link:"):
             st.caption("The link reopens this page with the same model, input and settings "
                        "(uploaded or drawn images stay in your browser).")
-            st.code(urlstate.share_link(params, page), language=None, wrap_lines=True)
+            with st.container(key="share_link"):
+                st.code(urlstate.share_link(params, page), language=None, wrap_lines=True)
 
 
 # --------------------------------------------------------------------------- groups

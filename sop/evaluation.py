@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .data import Split
-from .explainers import METHODS, explain, logits_of, model_grid
+from .explainers import METHODS, default_settings, explain, logits_of, model_grid
 from .faithfulness import DEFAULT_BASELINE, DEFAULT_STEPS, group_sizes_of, insertion_deletion, pixel_order, \
     sets_from_order
 from .model import SOPModel
@@ -167,7 +167,8 @@ def evaluate(model: SOPModel, backbone: nn.Module | None, split: Split, settings
     return dict(dataset=split.info.name, model=stats, rows=rows, samples=len(indices), iou_samples=positives,
                 settings=dict(methods=methods, samples=s.samples, steps=s.steps, baseline=s.baseline,
                               baselines_on=s.baselines_on, seed=s.seed,
-                              method_settings={m: s.method_settings.get(m, {}) for m in methods}))
+                              method_settings={m: {**default_settings(m), **s.method_settings.get(m, {})}
+                                               for m in methods}))
 
 
 # --------------------------------------------------------------------------- formatting

@@ -28,7 +28,7 @@ Methods (`METHODS`) and what their (H, W) map is:
                    - `SOPModel`: on GroupGen's input tokens (the patch tokens the groups
                      are built from); they reach the logits only through the groups.
                    - any other model: captum `LayerGradCam` on its last `Conv2d`,
-                     upsampled bilinearly.  Pass `layer=` to choose another module.
+                     upsampled bilinearly.  Pass `layer=` (a module or its name) to choose another.
   * ``rise``       RISE (Petsiuk et al. 2018), written here, batched: random binary
                    cell grids (p = 0.5) upsampled bilinearly and randomly shifted;
                    the map is sum_i p(x * M_i) M_i / (N p).
@@ -240,6 +240,11 @@ def _vit(model: nn.Module):
 def _gradcam(model, x, target, s, progress, grid):
     fwd = ClassifierOutput(model, s["output"])
     layer, tokens = s["layer"], True
+    if isinstance(layer, str):  # a submodule name, e.g. "blocks.2.norm1" (handy from the CLI)
+        try:
+            layer = model.get_submodule(layer)
+        except AttributeError as err:
+            raise InputError(f"gradcam: the model has no submodule {layer!r}") from err
     if layer is None:
         vit = _vit(model)
         if isinstance(model, SOPModel):

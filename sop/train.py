@@ -263,6 +263,7 @@ def build_config(preset: dict, info, kind: str) -> SOPConfig:
     return SOPConfig(backbone=preset["backbone"], num_classes=info.num_classes, img_size=info.img_size,
                      in_chans=info.in_chans, mean=info.mean, std=info.std,
                      backbone_kwargs=dict(preset.get("backbone_kwargs", {})),
+                     adapter_kwargs=dict(preset.get("adapter_kwargs", {})),
                      num_groups=preset["num_groups"], group_heads=preset.get("group_heads", 1),
                      max_group_frac=preset.get("max_group_frac", 0.25), class_names=info.class_names,
                      dataset=info.name, kind=kind)

@@ -132,11 +132,17 @@ def screenshot(page, name: str, *, docs: bool = False, full: bool = True) -> Pat
     if full:
         page.set_viewport_size(size)
     if docs and os.environ.get("SOP_DOCS_SCREENSHOTS") == "1":
-        from PIL import Image
-        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-        img = Image.open(path).convert("RGB")
-        scale = 1100 / img.width
-        img = img.resize((1100, round(img.height * scale)), Image.Resampling.LANCZOS)
-        img = img.quantize(colors=128, method=Image.Quantize.MEDIANCUT)
-        img.save(DOCS_SHOTS / f"{name}.png", optimize=True)
+        docs_copy(path)
     return path
+
+
+def docs_copy(path: Path, width: int = 960, colours: int = 64) -> Path:
+    """A small copy of a screenshot for docs/screenshots/ (downscaled, palette PNG, ~100 KB)."""
+    from PIL import Image
+    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+    img = Image.open(path).convert("RGB")
+    img = img.resize((width, round(img.height * width / img.width)), Image.Resampling.LANCZOS)
+    img = img.quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
+    out = DOCS_SHOTS / Path(path).name
+    img.save(out, optimize=True)
+    return out

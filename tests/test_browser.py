@@ -184,7 +184,7 @@ def test_pick_sample_open_groups_and_follow_the_shared_link(page, server, browse
         assert query(pg)["group"] == str(target)
     # the share box holds a link that reopens this view in a fresh session
     sidebar(pg).get_by_text("Share this view").click()
-    link = sidebar(pg).locator("[data-testid='stCode'] code").inner_text().strip()
+    link = sidebar(pg).locator(".st-key-share_link code").inner_text().strip()
     assert "input=test%3A12" in link or "input=test:12" in link
     other = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
     other_watch = ConsoleWatch(other)
@@ -296,7 +296,7 @@ def test_mistakes_view_and_opening_a_misclassified_example(page, server):
         pg.get_by_text(f"True {names[t]}, predicted {names[p]} · {n} example(s)").wait_for()
         wait_idle(pg)
         assert query(pg)["cell"] == f"{t},{p}"
-        pg.get_by_role("button", name="Open", exact=True).first.click()
+        pg.locator(f".st-key-open_{i} button").click()
         pg.get_by_text(f"Test example #{i}: true {names[int(ys[i])]}, predicted {names[int(preds[i])]}").wait_for()
         wait_idle(pg)
         assert query(pg)["example"] == str(i)
@@ -329,4 +329,14 @@ def test_shared_urls_reopen_parts_view_and_compare_page(page, server):
     wait_idle(pg)
     assert pg.get_by_role("button", name=re.compile("Run 3 expensive methods")).count() == 1
     screenshot(pg, "compare", docs=True)
+    assert_clean(watch)
+
+
+def test_theory_page_opens_from_the_navigation(page, server):
+    pg, watch = page
+    open_app(pg, server, "/")
+    pg.get_by_role("link", name=re.compile("Theory")).click()
+    pg.wait_for_url(re.compile(r"/theory"))
+    wait_idle(pg)
+    assert pg.locator("[data-testid='stException']").count() == 0
     assert_clean(watch)

@@ -28,18 +28,19 @@ def tiny_pair(tmp_path, dataset, in_chans, num_classes):
     return sop_path
 
 
-@pytest.mark.parametrize("dataset,in_chans,classes", [("parts", 3, 2), ("digits", 1, 10)])
-def test_cli_writes_csv_and_json_with_the_report_columns(tmp_path, capsys, dataset, in_chans, classes):
+@pytest.mark.parametrize("dataset,in_chans,classes,methods",
+                         [("parts", 3, 2, "all"), ("digits", 1, 10, "sop,occlusion")])
+def test_cli_writes_csv_and_json_with_the_report_columns(tmp_path, capsys, dataset, in_chans, classes, methods):
     sop_path = tiny_pair(tmp_path, dataset, in_chans, classes)
     out = tmp_path / "report"
-    rc = main(["evaluate", "--model", str(sop_path), "--samples", "3", "--steps", "4", "--methods", "all",
+    rc = main(["evaluate", "--model", str(sop_path), "--samples", "3", "--steps", "4", "--methods", methods,
                *FAST, "--out", str(out)])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "| method |" in printed and "insertion AUC" in printed
     with (out / f"{dataset}.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert [r["method"] for r in rows] == list(METHODS)
+    assert [r["method"] for r in rows] == (list(METHODS) if methods == "all" else methods.split(","))
     want = {"dataset", "method", "model", "accuracy", "insertion", "deletion", "grouped_insertion",
             "grouped_deletion", "seconds"}
     if dataset == "parts":
@@ -53,7 +54,9 @@ def test_cli_writes_csv_and_json_with_the_report_columns(tmp_path, capsys, datas
     report = json.loads((out / f"{dataset}.json").read_text())
     assert report["dataset"] == dataset and report["samples"] == 3
     assert report["settings"]["baselines_on"] == "backbone" and report["settings"]["steps"] == 4
-    assert report["settings"]["method_settings"]["lime"] == {"n_samples": 20}
+    if methods == "all":
+        lime = report["settings"]["method_settings"]["lime"]
+        assert lime["n_samples"] == 20 and lime["kernel_width"] == 0.25  # overrides on top of the defaults
     assert report["backbone"].endswith(f"{dataset}_backbone.safetensors")
     assert {"accuracy", "backbone_accuracy", "fidelity", "groups_used", "pixels_per_group"} <= set(report["model"])
     assert report["command"].startswith("python -m sop evaluate --model")

@@ -14,7 +14,7 @@ from sop.presets import PRESETS
 from sop.train import train_pair
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = dict(PRESETS["digits"], backbone_kwargs=dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2,
+TINY = dict(PRESETS["digits"], backbone="vit_tiny_patch16_224", adapter_kwargs={}, backbone_kwargs=dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2,
                                                      mlp_ratio=2.0, global_pool="token"),
             backbone_epochs=1, sop_epochs=1, num_groups=4)
 

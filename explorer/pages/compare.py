@@ -104,7 +104,7 @@ if pending:
                    "forward passes; results are cached per model, input and settings.")
         if run_all:
             run_methods(pending, run_area)
-            pending = []
+            st.rerun()  # everything is cached now: redraw the page with the results
 
 # --------------------------------------------------------------------------- cards
 results: dict[str, tuple] = {}
@@ -119,7 +119,7 @@ for start in range(0, len(methods), cols_per_row):
                 st.caption("Not computed yet.")
                 if st.button("Run", key=f"run_{m}", icon=":material/play_arrow:", width="stretch"):
                     run_methods([m], st.container())
-                    exp = compute.get_explanation(lm, mi.x, m, settings[m], x_key=mi.key, compute=False)
+                    st.rerun()  # redraw with the result (and the updated "Run ... methods" bar)
             if exp is None:
                 continue
             with st.spinner("Curves…"):

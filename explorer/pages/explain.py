@@ -109,7 +109,8 @@ if group is not None:
                                             title="What this group alone predicts"),
                             config=charts.CONFIG, theme=None, key="alone_topk")
         with c:
-            share = fwd.scores[group] * fwd.group_logits[group, pred]
+            share = float(fwd.scores[group] * fwd.group_logits[group, pred])
+            share = 0.0 if abs(share) < 5e-4 else share  # no "-0.000" for a score-0 group
             st.metric(f"Contribution to the logit of {names[pred]}", f"{share:+.3f}",
                       help="score × this group's logit for the predicted class")
             st.caption(f"Final logit of {ui.plain(names[pred])}: {fwd.logits[pred]:.3f} = the sum of every "
@@ -165,7 +166,7 @@ with left:
                 st.session_state["curve_step"] = int(k)
                 return
 
-    st.plotly_chart(charts.curves_figure(curves, step=step, title=f"Class {names[curves['insertion'].target]}"),
+    st.plotly_chart(charts.curves_figure(curves, step=step, title=f"p({names[curves['insertion'].target]})"),
                     key=curve_key, on_select=_on_curve_click, selection_mode="points", config=charts.CONFIG,
                     theme=None)
     m1, m2 = st.columns(2)

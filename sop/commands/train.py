@@ -14,6 +14,7 @@ def register(sub) -> None:
     p.add_argument("--backbone", help="override the timm backbone name (kwargs from the preset are dropped)")
     p.add_argument("--backbone-checkpoint", type=Path, help="skip stage 1: use this backbone checkpoint")
     p.add_argument("--groups", type=int, help="number of groups G")
+    p.add_argument("--max-group-frac", type=float, help="largest share of patches one group may cover")
     p.add_argument("--backbone-epochs", type=int)
     p.add_argument("--epochs", type=int, help="SOP epochs")
     p.add_argument("--batch-size", type=int)
@@ -35,7 +36,7 @@ def run(args) -> int:
         preset["backbone"], preset["backbone_kwargs"] = args.backbone, {}
     for key, attr in [("dataset", "dataset"), ("num_groups", "groups"), ("backbone_epochs", "backbone_epochs"),
                       ("sop_epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
-                      ("backbone_lr", "backbone_lr")]:
+                      ("backbone_lr", "backbone_lr"), ("max_group_frac", "max_group_frac")]:
         if getattr(args, attr) is not None:
             preset[key] = getattr(args, attr)
     command = "python -m sop " + " ".join(shlex.quote(a) for a in sys.argv[1:])

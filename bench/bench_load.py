@@ -55,12 +55,14 @@ def plan_rounds(preds: list[str], pages: int, rounds: int) -> list[list[int]]:
     plan = []
     for _ in range(rounds):
         chosen, classes = [], set()
-        for i in list(unused):
-            if len(chosen) == pages:
-                break
-            if preds[i] not in classes or len(classes) >= len(set(preds)):
+        for i in list(unused):  # first one sample per predicted class ...
+            if len(chosen) < pages and preds[i] not in classes:
                 chosen.append(i)
                 classes.add(preds[i])
+                unused.remove(i)
+        for i in list(unused):  # ... then any unused sample (a weak model predicts few classes)
+            if len(chosen) < pages:
+                chosen.append(i)
                 unused.remove(i)
         if len(chosen) < pages:
             raise ValueError("not enough test samples for that many rounds")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -220,9 +221,8 @@ def format_summary(report: dict) -> str:
 
 # --------------------------------------------------------------------------- checkpoints
 
-def twin_path(sop_path) -> "Path":
+def twin_path(sop_path) -> Path:
     """<name>_sop.safetensors -> <name>_backbone.safetensors (the plain twin beside it)."""
-    from pathlib import Path
     p = Path(sop_path)
     stem = p.name[: -len("_sop.safetensors")] if p.name.endswith("_sop.safetensors") else p.stem
     return p.with_name(f"{stem}_backbone.safetensors")
@@ -235,14 +235,14 @@ def evaluate_checkpoint(sop_path, backbone_path=None, settings: EvalSettings | N
     `backbone_path` None = the ``_backbone`` sibling when it exists; the baselines then
     explain the SOP model itself if there is none (stated in the report).
     """
-    from pathlib import Path
-
     from .checkpoint import load
     from .data import PartsScenes, load_split
     from .errors import InputError
     model = load(sop_path)
     if not isinstance(model, SOPModel):
         raise InputError(f"{Path(sop_path).name} is a plain backbone checkpoint; pass the *_sop checkpoint as --model")
+    if backbone_path is not None and not Path(backbone_path).is_file():
+        raise InputError(f"backbone checkpoint {backbone_path} does not exist")
     backbone_path = Path(backbone_path) if backbone_path is not None else twin_path(sop_path)
     backbone = load(backbone_path) if backbone_path.is_file() else None
     cfg = model.config
@@ -253,6 +253,8 @@ def evaluate_checkpoint(sop_path, backbone_path=None, settings: EvalSettings | N
     decisive = None
     if cfg.dataset == "parts":
         scenes = PartsScenes.generate(split_name, seed=seed)
+        if len(scenes.labels) != len(split.dataset):  # the masks must describe the very scenes we explain
+            raise InputError("parts scenes and the loaded split disagree; cannot compute ground-truth IoU")
         decisive = scenes.decisive_masks()
     settings = settings or EvalSettings()
     if backbone is None and settings.baselines_on == "backbone":

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sop import InputError, create_model, save
+from sop import create_model, save
 from sop.cli import main
 from sop.evaluation import EvalSettings, evaluate, iou, model_statistics, top_region, twin_path
 from sop.explainers import METHODS

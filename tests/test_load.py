@@ -3,7 +3,7 @@
 One Streamlit server, one headless Chromium, 8 contexts (8 Streamlit sessions) driven from
 one thread (Playwright's sync API is not thread-safe): every page is sent to its URL
 (?model=digits&input=test:N) first, then each is awaited, so the server works on them
-concurrently.  Brief: 3 rounds of 8 pages = 24 explanations, each on a new sample.
+concurrently.  Brief: 2 rounds of 8 pages = 16 explanations, each on a new sample.
 Asserted: every page shows the library's prediction for its own sample under its own
 heading, no console or page errors, and the server's RSS after the last round is within
 150 MiB of its RSS after the first round (bench/bench_load.py runs 200 explanations).
@@ -22,7 +22,7 @@ from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, StreamlitServer,
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES, ROUNDS = 8, 3
+PAGES, ROUNDS = 8, 2
 RSS_BOUND = 150 * 2**20
 
 

@@ -1,7 +1,6 @@
 """Explain: the SOP forward pass on one input -- prediction, groups, scores, curves, export."""
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 import torch
 

@@ -100,7 +100,7 @@ with right:
     h1, h2 = st.columns([3, 1], vertical_alignment="center")
     h1.markdown(title)
     if cell is not None:
-        h2.button("Show all mistakes", on_click=_clear_cell, key="clear_cell", icon=":material/filter_alt_off:")
+        h2.button("All mistakes", on_click=_clear_cell, key="clear_cell", icon=":material/filter_alt_off:")
     if len(shown) == 0:
         st.info("No examples here." if cell is not None else "No mistakes on the test split.")
     else:
@@ -165,8 +165,9 @@ if example is not None:
         top = [g for g in drivers if fwd.scores[g] > 0][:4] or drivers[:4]
 
         def _extra(g: int) -> None:
-            st.caption(f"{ui.swatch(group_colour(g), 10)}pushes {contrib[g]:+.3f} towards "
-                       f"{ui.plain(names[pred])}", unsafe_allow_html=True)
+            # HTML allowed for our swatch only: no user text (class names come from the checkpoint) here
+            st.caption(f"{ui.swatch(group_colour(g), 10)}pushes {contrib[g]:+.3f} towards the predicted class",
+                       unsafe_allow_html=True)
 
         ui.group_gallery(fwd, img, names, key="mistake_gallery", columns=4, groups=top,
                          selected=st.session_state.get("group"), extra=_extra)

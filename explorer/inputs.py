@@ -19,7 +19,7 @@ from torch.utils.data import TensorDataset
 import sop
 from sop.data import PartsScenes, load_split
 from sop.data.parts import PART_COLOURS, PART_NAMES
-from sop.image_io import image_to_tensor, load_image, tensor_to_image
+from sop.image_io import DEFAULT_MAX_BYTES, image_to_tensor, load_image, tensor_to_image
 
 from . import urlstate
 from .compute import tensor_key
@@ -28,7 +28,7 @@ from .models import LoadedModel
 SOURCES = ("Dataset sample", "Upload", "Draw")
 SPLITS = ("test", "val", "train")
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # = server.maxUploadSize in .streamlit/config.toml
+MAX_UPLOAD_BYTES = DEFAULT_MAX_BYTES  # = server.maxUploadSize in .streamlit/config.toml
 PART_HEX = ["#%02x%02x%02x" % tuple(int(255 * c) for c in rgb) for rgb in PART_COLOURS]
 
 

@@ -46,7 +46,7 @@ def _open(path: Path) -> tuple[SOPConfig, dict[str, torch.Tensor]]:
             "arbitrary code. If you trust the file, convert it once in your own Python session: "
             "`safetensors.torch.save_file(torch.load(path, weights_only=True), 'model.safetensors')`.")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"checkpoint {path} does not exist or is not a file")
     try:
         from safetensors import safe_open
         with safe_open(str(path), framework="pt") as f:

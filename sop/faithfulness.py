@@ -292,5 +292,5 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, explanation: Explanati
         scores = probs[i * n:(i + 1) * n, target].double().numpy()
         curves[kind] = Curve(kind=kind, mode=mode, fractions=fractions.copy(), scores=scores,
                              auc=auc(fractions, scores), target=int(target),
-                             inputs=inputs[i * n:(i + 1) * n] if keep_inputs else None)
+                             inputs=inputs[i * n:(i + 1) * n].clone() if keep_inputs else None)
     return curves

@@ -214,9 +214,9 @@ def test_convertible_uploads_give_the_library_prediction(model):
 # --------------------------------------------------------------------------- determinism
 
 def test_same_input_same_groups_and_scores_bit_for_bit():
-    """Two loads of the checkpoint, repeated runs, and different batch positions and batch
-    compositions all give bit-identical masks, scores and logits (measured on CPU; this
-    model's ops are per-sample, so batching does not change the arithmetic here)."""
+    """Two loads of the checkpoint and repeated runs give bit-identical masks, scores and logits.
+    Across batch compositions the convolution kernels may pick other blockings, so there the
+    results agree to float rounding (measured: last bits only), not bit for bit."""
     from sop.explainers import explain
     path = MODELS / "digits_sop.safetensors"
     a, b = sop.load(path).eval(), sop.load(path).eval()
@@ -232,9 +232,9 @@ def test_same_input_same_groups_and_scores_bit_for_bit():
             assert torch.equal(out.logits, ref.logits)
         for batch, pos in ((X[3:11], 0), (X, 3), (torch.cat([X[:1], x, X[5:7]]), 1), (torch.cat([x, x]), 1)):
             out = a(batch)
-            assert torch.equal(out.group_masks[pos], ref.group_masks[0]), (len(batch), pos)
-            assert torch.equal(out.group_scores[pos], ref.group_scores[0]), (len(batch), pos)
-            assert torch.equal(out.logits[pos], ref.logits[0]), (len(batch), pos)
+            for got, want in ((out.group_masks[pos], ref.group_masks[0]),
+                              (out.group_scores[pos], ref.group_scores[0]), (out.logits[pos], ref.logits[0])):
+                torch.testing.assert_close(got, want, rtol=0, atol=1e-5, msg=f"batch {len(batch)} pos {pos}")
     e1, e2 = explain(a, x, "sop"), explain(b, x, "sop")
     assert torch.equal(e1.groups, e2.groups) and torch.equal(e1.scores, e2.scores)
     assert torch.equal(e1.attribution, e2.attribution) and e1.target == e2.target

@@ -278,7 +278,8 @@ def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", bac
     """
     from .checkpoint import load as load_ckpt
     d = init_distributed()
-    splits = {k: load_split(preset["dataset"], k, seed=seed) for k in ("train", "val", "test")}
+    img_size = tuple(preset["img_size"]) if preset.get("img_size") else None
+    splits = {k: load_split(preset["dataset"], k, img_size=img_size, seed=seed) for k in ("train", "val", "test")}
     info = splits["train"].info
     started = time.time()
     out = Path(out)

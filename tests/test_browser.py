@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import sys
 import time
-from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -18,8 +17,6 @@ import numpy as np
 import pytest
 import torch
 
-import sop
-from sop.data import load_split
 from sop.explainers import explain, model_grid
 from sop.faithfulness import insertion_deletion
 from sop.image_io import image_to_tensor, load_image
@@ -38,16 +35,7 @@ SAMPLES = ROOT / "assets" / "samples"
 TIMEOUT_MS = 120_000
 
 
-# --------------------------------------------------------------------------- library references
-
-@lru_cache(maxsize=None)
-def lib_model(name: str, kind: str = "sop"):
-    return sop.load(MODELS / f"{name}_{kind}.safetensors")
-
-
-@lru_cache(maxsize=None)
-def lib_split(name: str):
-    return load_split(name, "test")
+from test_app import lib_model, lib_split  # noqa: E402  (one set of library references)
 
 
 def lib_sample(name: str, index: int):

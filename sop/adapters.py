@@ -156,7 +156,7 @@ class PixelMaskAdapter(BackboneAdapter):
     """
 
     def __init__(self, backbone: nn.Module, img_size: tuple[int, int] = (32, 32), in_chans: int = 3,
-                 grid: tuple[int, int] = (8, 8), fill: float = 0.0, token_dim: int = 64):
+                 grid: tuple[int, int] = (8, 8), fill: float = 0.0, token_dim: int = 64, context: int = 0):
         super().__init__()
         self.backbone = backbone
         self.grid = tuple(grid)
@@ -178,9 +178,13 @@ class PixelMaskAdapter(BackboneAdapter):
             self.token_dim = feats.shape[1]
         else:
             ph, pw = (math.ceil(s / g) for s, g in zip(self.img_size, self.grid))
-            self.encoder = nn.Sequential(
-                nn.Conv2d(in_chans, token_dim, kernel_size=(ph, pw), stride=(ph, pw)),
-                nn.GELU(), nn.Conv2d(token_dim, token_dim, 1))
+            # Patchify, then `context` 3x3 convolutions over the grid.  On images a token that
+            # sees only its own patch cannot tell a stroke from a stray pixel (digits preset: 2);
+            # on tabular "grids", where neighbours mean nothing, 0 keeps features apart.
+            layers = [nn.Conv2d(in_chans, token_dim, kernel_size=(ph, pw), stride=(ph, pw)), nn.GELU()]
+            for _ in range(context):
+                layers += [nn.Conv2d(token_dim, token_dim, 3, padding=1), nn.GELU()]
+            self.encoder = nn.Sequential(*layers, nn.Conv2d(token_dim, token_dim, 1))
             self.pos = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], token_dim))
             self.token_dim = token_dim
         self.embed_dim = (backbone.num_features if self.timm_like and hasattr(backbone, "num_features")

@@ -152,3 +152,20 @@ def test_bad_tensors_get_clear_value_errors(tiny_vit_sop, bad, msg):
 def test_unknown_backbone_name_is_a_clear_error():
     with pytest.raises(InputError, match="unknown backbone 'no_such_net'"):
         create_model("no_such_net", num_classes=2)
+
+
+@pytest.mark.parametrize("context, reach", [(0, 0), (1, 1), (2, 2)])
+def test_pixel_adapter_patch_tokens_see_context_patches_away(context, reach):
+    """`context` 3x3 convolutions over the grid let a patch token depend on patches up to
+    `context` cells away, and no further (digits uses 2 so groups can follow strokes)."""
+    cnn = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    model = create_model(cnn, num_classes=3, img_size=(32, 32), in_chans=1,
+                         adapter_kwargs={"grid": (8, 8), "context": context}).eval()
+    x = torch.randn(1, 1, 32, 32)
+    changed = x.clone()
+    changed[..., 12:16, 12:16] += 1.0  # patch (3, 3) of the 8x8 grid
+    with torch.no_grad():
+        delta = (model.adapter.patch_tokens(changed) - model.adapter.patch_tokens(x)).abs().sum(-1)[0]
+    moved = (delta > 1e-6).reshape(8, 8).nonzero().tolist()
+    assert moved, "the changed patch must move its own token"
+    assert max(max(abs(r - 3), abs(c - 3)) for r, c in moved) == reach

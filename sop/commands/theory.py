@@ -45,7 +45,7 @@ def register(subparsers) -> None:
     p.add_argument("--twin", action="store_true", help="also train and measure the empirical twin")
     p.add_argument("--twin-d", type=int, default=6, help="features of the twin's data (default 6)")
     p.add_argument("--twin-groups", type=int, default=4, help="SOP groups in the twin (default 4)")
-    p.add_argument("--twin-steps", type=int, default=600, help="training steps per twin model (default 600)")
+    p.add_argument("--twin-steps", type=int, default=1000, help="training steps per twin model (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the twin (default 0)")
     p.set_defaults(func=run)
 

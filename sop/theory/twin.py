@@ -48,7 +48,7 @@ class TwinConfig:
     sizes: tuple[int, int, int] | None = None
     num_groups: int = 4
     hidden: int = 64
-    steps: int = 600
+    steps: int = 1000
     lr: float = 1e-2
     seed: int = 0
     lime_samples: int = 200
@@ -141,12 +141,16 @@ def _loss_weights(y: torch.Tensor) -> torch.Tensor:
 def _train(model: nn.Module, output, x: torch.Tensor, y: torch.Tensor, cfg: TwinConfig) -> float:
     w = _loss_weights(y)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    # Cosine decay to zero: at a constant rate Adam's last iterate keeps jittering by a few
+    # hundredths, which is the size of the fit the tests ask for.
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)
     model.train()
     for _ in range(cfg.steps):
         loss = (w * (output(model, x) - y) ** 2).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
     model.eval()
     return loss.item()
 

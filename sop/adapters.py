@@ -200,7 +200,9 @@ class PixelMaskAdapter(BackboneAdapter):
     def forward_groups(self, x: torch.Tensor, masks: torch.Tensor):
         b, g, _ = masks.shape
         m = self.pixel_masks(masks, x.shape[-2:]).unsqueeze(2)  # (B, G, 1, H, W)
-        xm = x.unsqueeze(1) * m + self.fill * (1 - m)
+        xm = x.unsqueeze(1) * m
+        if self.fill != 0:  # the default fill 0 needs no second pass over G images
+            xm = xm + self.fill * (1 - m)
         xm = xm.reshape(b * g, *x.shape[1:])
         if self.timm_like:
             emb = self.backbone.forward_head(self.backbone.forward_features(xm), pre_logits=True)

@@ -63,6 +63,33 @@ _NEIGHBOURS = [(-1, 0, 1 / 6), (1, 0, 1 / 6), (0, -1, 1 / 6), (0, 1, 1 / 6),
                (-1, -1, 1 / 12), (-1, 1, 1 / 12), (1, -1, 1 / 12), (1, 1, 1 / 12)]
 
 
+@dataclass(frozen=True)
+class Removal:
+    """How a curve built its perturbed inputs: enough to rebuild any one of them.
+
+    The step masks are bit-packed (1 bit a pixel): a curve remembers what the model saw
+    at every step for ~1/100 of the memory of keeping the float inputs themselves.
+    """
+    kept_bits: np.ndarray          # np.packbits of the (S+1, H, W) bool masks: pixels of x kept
+    size: tuple[int, int]
+    baseline: str
+    grid: tuple[int, int] | None
+    blur_sigma: float | None
+    seed: int
+    first_row: int                 # row of step 0 among the perturbed inputs (seeds ROAD's noise)
+
+    @classmethod
+    def of(cls, kept: torch.Tensor, first_row: int, **settings) -> "Removal":
+        return cls(kept_bits=np.packbits(kept.cpu().numpy().astype(bool).reshape(-1)),
+                   size=tuple(int(s) for s in kept.shape[-2:]), first_row=first_row, **settings)
+
+    def kept(self, step: int) -> torch.Tensor:
+        """(H, W) bool: the pixels of x present at `step`."""
+        n = self.size[0] * self.size[1]
+        bits = np.unpackbits(self.kept_bits, count=(step + 1) * n)[step * n:]
+        return torch.from_numpy(bits.astype(bool)).view(*self.size)
+
+
 @dataclass
 class Curve:
     kind: str                 # "insertion" | "deletion"
@@ -72,6 +99,17 @@ class Curve:
     auc: float                # trapezoid rule over fractions, in [0, 1]
     inputs: torch.Tensor | None = None   # (S+1, C, H, W) perturbed inputs, when keep_inputs=True
     target: int = -1          # the class whose probability `scores` holds
+    removal: Removal | None = None       # rebuilds any step's input: `input_at(x, step)`
+
+    def input_at(self, x: torch.Tensor, step: int) -> torch.Tensor:
+        """(C, H, W): the input the model saw at `step`, rebuilt from x bit for bit."""
+        if not 0 <= step < len(self.fractions):
+            raise InputError(f"step must be in [0, {len(self.fractions) - 1}], got {step}")
+        if self.inputs is not None:
+            return self.inputs[step]
+        r = self.removal
+        return perturb(x, r.kept(step)[None], r.baseline, grid=r.grid, blur_sigma=r.blur_sigma, seed=r.seed,
+                       first_row=r.first_row + step)[0]
 
 
 def auc(fractions: np.ndarray, scores: np.ndarray) -> float:
@@ -229,8 +267,12 @@ def noisy_linear_impute(x: torch.Tensor, removed: torch.Tensor, noise_std: float
 
 
 def perturb(x: torch.Tensor, keep: torch.Tensor, baseline: str = DEFAULT_BASELINE, *,
-            grid: tuple[int, int] | None = None, blur_sigma: float | None = None, seed: int = 0) -> torch.Tensor:
-    """Inputs (S, C, H, W): x where `keep` (S, H, W) is True, the removal baseline elsewhere."""
+            grid: tuple[int, int] | None = None, blur_sigma: float | None = None, seed: int = 0,
+            first_row: int = 0) -> torch.Tensor:
+    """Inputs (S, C, H, W): x where `keep` (S, H, W) is True, the removal baseline elsewhere.
+
+    ROAD's noise for row i is drawn from its own generator, seeded by (seed, first_row + i),
+    so one row can be rebuilt alone (`Curve.input_at`) exactly as it was in the batch."""
     if baseline not in BASELINES:
         raise InputError(f"unknown removal baseline {baseline!r}; known: {', '.join(BASELINES)}")
     keep = keep.to(x.device)
@@ -242,8 +284,12 @@ def perturb(x: torch.Tensor, keep: torch.Tensor, baseline: str = DEFAULT_BASELIN
             blur_sigma = x.shape[-2] / grid[0] if grid is not None else 1.0
         fill = gaussian_blur(x, blur_sigma)[0]
         return torch.where(keep.unsqueeze(1), x0, fill)
-    gen = torch.Generator().manual_seed(seed)
-    return torch.stack([noisy_linear_impute(x0.cpu(), ~k.cpu(), generator=gen).to(x.device) for k in keep])
+    return torch.stack([noisy_linear_impute(x0.cpu(), ~k.cpu(), generator=_row_generator(seed, first_row + i))
+                        .to(x.device) for i, k in enumerate(keep)])
+
+
+def _row_generator(seed: int, row: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + row) % (2 ** 63))
 
 
 # --------------------------------------------------------------------------- curves
@@ -278,7 +324,8 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, explanation: Explanati
     sets = cumulative_sets(explanation, mode, steps, grid, group_sizes, num_groups)
     fractions = sets.flatten(1).double().mean(1).numpy()
     n = len(sets)
-    inputs = perturb(x, torch.cat([sets, ~sets]), baseline, grid=grid, blur_sigma=blur_sigma, seed=seed)
+    kept = torch.cat([sets, ~sets])
+    inputs = perturb(x, kept, baseline, grid=grid, blur_sigma=blur_sigma, seed=seed)
     was = model.training
     model.eval()
     try:
@@ -290,7 +337,9 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, explanation: Explanati
     curves = {}
     for i, kind in enumerate(("insertion", "deletion")):
         scores = probs[i * n:(i + 1) * n, target].double().numpy()
+        removal = Removal.of(kept[i * n:(i + 1) * n], i * n, baseline=baseline, grid=grid,
+                             blur_sigma=blur_sigma, seed=seed)
         curves[kind] = Curve(kind=kind, mode=mode, fractions=fractions.copy(), scores=scores,
-                             auc=auc(fractions, scores), target=int(target),
+                             auc=auc(fractions, scores), target=int(target), removal=removal,
                              inputs=inputs[i * n:(i + 1) * n].clone() if keep_inputs else None)
     return curves

@@ -187,3 +187,15 @@ def test_every_method_runs_on_the_embedded_models(name):
         assert exp.attribution.shape == x.shape[-2:], method
         assert torch.isfinite(exp.attribution).all(), method
         assert exp.attribution.abs().sum() > 0, f"{method} gave an all-zero map"
+
+
+def test_gradcam_skips_conv_maps_too_small_to_localise():
+    from sop.explainers import _gradcam_conv
+    wide, narrow = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 8, stride=8)  # 8x8 map, then 1x1
+    cnn = nn.Sequential(wide, nn.ReLU(), narrow, nn.Flatten(), nn.Linear(4, 3))
+    assert _gradcam_conv(cnn, torch.randn(1, 1, 8, 8)) is wide
+    big = torch.randn(1, 1, 64, 64)  # at 64x64 the last conv's map is 8x8: it is the usual choice
+    assert _gradcam_conv(nn.Sequential(wide, nn.ReLU(), narrow, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                       nn.Linear(4, 3)), big) is narrow
+    cam = explain(cnn, torch.randn(1, 1, 8, 8), "gradcam", grid=(4, 4)).attribution
+    assert cam.shape == (8, 8) and torch.isfinite(cam).all()

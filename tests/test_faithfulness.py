@@ -201,6 +201,27 @@ def test_noisy_linear_curve_and_every_baseline_runs(tiny_vit_sop):
         torch.testing.assert_close(c["deletion"].inputs[0], x[0])
 
 
+@pytest.mark.parametrize("mode", ["pixel", "grouped"])
+def test_a_curve_rebuilds_every_step_input_bit_for_bit_from_its_packed_masks(tiny_vit_sop, mode):
+    """What the app shows at a step (`Curve.input_at`) is exactly what the model was fed, for every
+    baseline (ROAD's noise included), while the curve keeps only 1 bit a pixel a step."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 32, 32)
+    exp = explain(tiny_vit_sop, x, "sop")
+    for baseline in BASELINES:
+        kept = insertion_deletion(tiny_vit_sop, x, exp, mode=mode, steps=6, baseline=baseline, keep_inputs=True)
+        light = insertion_deletion(tiny_vit_sop, x, exp, mode=mode, steps=6, baseline=baseline)
+        for kind in ("insertion", "deletion"):
+            c = light[kind]
+            assert c.inputs is None
+            assert c.removal.kept_bits.nbytes == math.ceil(len(c.fractions) * 32 * 32 / 8)
+            np.testing.assert_array_equal(c.scores, kept[kind].scores)
+            for step in range(len(c.fractions)):
+                assert torch.equal(c.input_at(x, step), kept[kind].inputs[step]), (baseline, kind, step)
+    with pytest.raises(InputError, match="step"):
+        light["insertion"].input_at(x, len(light["insertion"].fractions))
+
+
 def test_bad_arguments_are_refused():
     x = torch.ones(1, 1, 2, 2)
     model = LinearLogit(torch.ones(1, 1, 2, 2))

@@ -169,7 +169,7 @@ if results:
     v0.image(upscale(overlay_heatmap(img, exp.attribution), 200), caption=f"{METHOD_NAMES[focus]} map", width="stretch")
     for col, kind in ((v1, "insertion"), (v2, "deletion")):
         c = curves[kind]
-        col.image(upscale(tensor_to_image(c.inputs[step], lm.config.mean, lm.config.std), 200), width="stretch",
+        col.image(upscale(tensor_to_image(c.input_at(mi.x, step), lm.config.mean, lm.config.std), 200), width="stretch",
                   caption=f"{kind} step {step}/{S}: {c.fractions[step]:.0%}, p = {c.scores[step]:.3f}")
     v3.plotly_chart(charts.curves_figure(curves, step=step, height=260), config=charts.CONFIG, theme=None,
                     key=f"focus_curve_{focus}")

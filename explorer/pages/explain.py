@@ -178,7 +178,7 @@ with right:
     for col, kind in ((i1, "insertion"), (i2, "deletion")):
         c = curves[kind]
         with col:
-            st.image(upscale(tensor_to_image(c.inputs[step], lm.config.mean, lm.config.std), 200), width="stretch")
+            st.image(upscale(tensor_to_image(c.input_at(mi.x, step), lm.config.mean, lm.config.std), 200), width="stretch")
             verb = "inserted" if kind == "insertion" else "deleted"
             st.caption(f"**{kind.capitalize()}**, step {step}/{S}: {c.fractions[step]:.0%} of pixels {verb}; "
                        f"p({names[c.target]}) = {c.scores[step]:.3f}")

@@ -21,6 +21,9 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--backbone-lr", type=float, help="SOP stage learning rate of the backbone (0 = frozen)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads (default: the preset's, else torch's choice); a fixed count makes "
+                        "the result independent of the machine's core count")
     p.add_argument("--resume", type=Path, help="training-state file written by an interrupted run")
     p.add_argument("--max-steps", type=int, help="stop each stage after this many steps (smoke tests)")
     p.add_argument("--out", type=Path, default=Path("runs/model"),
@@ -36,9 +39,12 @@ def run(args) -> int:
         preset["backbone"], preset["backbone_kwargs"] = args.backbone, {}
     for key, attr in [("dataset", "dataset"), ("num_groups", "groups"), ("backbone_epochs", "backbone_epochs"),
                       ("sop_epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
-                      ("backbone_lr", "backbone_lr"), ("max_group_frac", "max_group_frac")]:
+                      ("backbone_lr", "backbone_lr"), ("max_group_frac", "max_group_frac"), ("threads", "threads")]:
         if getattr(args, attr) is not None:
             preset[key] = getattr(args, attr)
+    if preset.get("threads"):
+        import torch
+        torch.set_num_threads(int(preset["threads"]))
     command = "python -m sop " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     train_pair(preset, args.out, seed=args.seed, command=command, backbone_ckpt=args.backbone_checkpoint,
                resume=args.resume, max_steps=args.max_steps)

@@ -243,29 +243,15 @@ def _vit(model: nn.Module):
     return None
 
 
-def _gradcam_conv(model: nn.Module, x: torch.Tensor, min_side: int = 4) -> nn.Module:
-    """The last Conv2d whose map on `x` is at least `min_side` wide and high, else the last Conv2d.
+def _conv_for_gradcam(maps: dict[nn.Module, torch.Tensor], min_side: int = 4) -> nn.Module:
+    """Of the Conv2d outputs of one forward pass (in forward order), the last at least `min_side`
+    wide and high, else the last.
 
     Grad-CAM's map has the layer's resolution: a small CNN on a 32x32 input ends at 1x1, a
     constant map that says nothing about where (and that the ReLU can zero entirely).
     On ImageNet-sized inputs the last conv is 7x7 and is chosen as usual."""
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    if not convs:
-        raise InputError("gradcam: no ViT blocks or Conv2d layer found; pass layer=<module>")
-    sides: dict[nn.Module, int] = {}
-
-    def record(module, _inputs, out) -> None:  # returns None: a forward hook's return value replaces the output
-        sides[module] = min(out.shape[-2:])
-
-    hooks = [c.register_forward_hook(record) for c in convs]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    wide = [c for c in convs if sides.get(c, 0) >= min_side]
-    return wide[-1] if wide else convs[-1]
+    wide = [m for m, out in maps.items() if min(out.shape[-2:]) >= min_side]
+    return wide[-1] if wide else list(maps)[-1]
 
 
 def _gradcam(model, x, target, s, progress, grid):
@@ -282,18 +268,26 @@ def _gradcam(model, x, target, s, progress, grid):
             layer = model.group_gen.norm
         elif vit is not None:
             layer = vit.blocks[-1].norm1
-        else:
-            layer, tokens = _gradcam_conv(model, x), False
-    acts: dict[str, torch.Tensor] = {}
-    hook = layer.register_forward_hook(lambda _m, _i, out: acts.setdefault("a", out))
+        else:  # a CNN: record every conv map in the one pass, pick the layer after it
+            tokens = False
+    candidates = [layer] if layer is not None else [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not candidates:
+        raise InputError("gradcam: no ViT blocks or Conv2d layer found; pass layer=<module>")
+    acts: dict[nn.Module, torch.Tensor] = {}
+
+    def record(module, _inputs, out) -> None:  # returns None: a hook's return value would replace the output
+        acts.setdefault(module, out)
+
+    hooks = [m.register_forward_hook(record) for m in candidates]
     try:
         with torch.enable_grad():
             xg = x.detach().clone().requires_grad_(True)
             score = fwd(xg)[0, target]
-            a = acts["a"]
+            a = acts[layer] if layer is not None else acts[_conv_for_gradcam(acts)]
             (g,) = torch.autograd.grad(score, a, allow_unused=True)
     finally:
-        hook.remove()
+        for h in hooks:
+            h.remove()
     g = torch.zeros_like(a) if g is None else g
     h, w = x.shape[-2:]
     if a.ndim == 3:  # tokens (1, T, D): keep the last N = patch tokens, put them on the grid

@@ -190,12 +190,13 @@ def test_every_method_runs_on_the_embedded_models(name):
 
 
 def test_gradcam_skips_conv_maps_too_small_to_localise():
-    from sop.explainers import _gradcam_conv
-    wide, narrow = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 8, stride=8)  # 8x8 map, then 1x1
+    from sop.explainers import _conv_for_gradcam
+    wide, narrow = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 8, stride=8)
+    # a small input: the last conv map is 1x1, so the last one that can localise is chosen
+    assert _conv_for_gradcam({wide: torch.zeros(1, 4, 8, 8), narrow: torch.zeros(1, 4, 1, 1)}) is wide
+    # an ImageNet-like input: the last conv's map is 8x8, the usual choice
+    assert _conv_for_gradcam({wide: torch.zeros(1, 4, 64, 64), narrow: torch.zeros(1, 4, 8, 8)}) is narrow
+    assert _conv_for_gradcam({wide: torch.zeros(1, 4, 2, 2), narrow: torch.zeros(1, 4, 1, 1)}) is narrow
     cnn = nn.Sequential(wide, nn.ReLU(), narrow, nn.Flatten(), nn.Linear(4, 3))
-    assert _gradcam_conv(cnn, torch.randn(1, 1, 8, 8)) is wide
-    big = torch.randn(1, 1, 64, 64)  # at 64x64 the last conv's map is 8x8: it is the usual choice
-    assert _gradcam_conv(nn.Sequential(wide, nn.ReLU(), narrow, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                       nn.Linear(4, 3)), big) is narrow
     cam = explain(cnn, torch.randn(1, 1, 8, 8), "gradcam", grid=(4, 4)).attribution
     assert cam.shape == (8, 8) and torch.isfinite(cam).all()

@@ -16,6 +16,7 @@ To add one, subclass `BackboneAdapter` and register it with `@register_adapter("
 from __future__ import annotations
 
 import math
+from abc import ABCMeta, abstractmethod
 from typing import Callable
 
 import torch
@@ -45,7 +46,9 @@ def build_adapter(name: str, backbone: nn.Module, **kwargs) -> "BackboneAdapter"
     return _ADAPTERS[name](backbone, **kwargs)
 
 
-class BackboneAdapter(nn.Module):
+class BackboneAdapter(nn.Module, metaclass=ABCMeta):
+    """The interface every adapter implements; an adapter missing one of the abstract
+    methods cannot be instantiated (a clear TypeError naming it, not a failure mid-forward)."""
     adapter_name = "base"
     grid: tuple[int, int]
     token_dim: int
@@ -55,11 +58,13 @@ class BackboneAdapter(nn.Module):
     def num_patches(self) -> int:
         return self.grid[0] * self.grid[1]
 
+    @abstractmethod
     def patch_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Features (B, N, D) over the patch grid, for GroupGen."""
 
+    @abstractmethod
     def forward_groups(self, x: torch.Tensor, masks: torch.Tensor):
-        raise NotImplementedError
+        """Embeddings (B, G, E) and logits (B, G, K) of each group seen alone."""
 
     def forward_full(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)

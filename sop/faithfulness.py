@@ -68,7 +68,7 @@ class Removal:
     """How a curve built its perturbed inputs: enough to rebuild any one of them.
 
     The step masks are bit-packed (1 bit a pixel): a curve remembers what the model saw
-    at every step for ~1/100 of the memory of keeping the float inputs themselves.
+    at every step for 1/32 (one channel) to 1/96 (RGB) of the memory of the float inputs.
     """
     kept_bits: np.ndarray          # np.packbits of the (S+1, H, W) bool masks: pixels of x kept
     size: tuple[int, int]

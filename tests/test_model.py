@@ -169,3 +169,14 @@ def test_pixel_adapter_patch_tokens_see_context_patches_away(context, reach):
     moved = (delta > 1e-6).reshape(8, 8).nonzero().tolist()
     assert moved, "the changed patch must move its own token"
     assert max(max(abs(r - 3), abs(c - 3)) for r, c in moved) == reach
+
+
+def test_an_adapter_missing_part_of_the_interface_is_refused_at_construction():
+    from sop.adapters import BackboneAdapter
+
+    class HalfDone(BackboneAdapter):
+        def patch_tokens(self, x):
+            return x
+
+    with pytest.raises(TypeError, match="forward_groups"):
+        HalfDone()

@@ -23,8 +23,10 @@ import numpy as np
 import streamlit as st
 import torch
 
+from sop.evaluation import localisation_study
 from sop.explainers import METHODS, Explanation, default_settings, explain
 from sop.faithfulness import BASELINES, Curve, group_sizes_of, insertion_deletion
+from sop.localisation import ground_truth_masks
 
 from .models import LoadedModel, compute_lock
 
@@ -200,6 +202,43 @@ def get_curves(lm: LoadedModel, x: torch.Tensor, exp: Explanation, *, mode: str 
 def sop_group_sizes(exp_sop: Explanation) -> list[int]:
     """Pixels per grouped step of SOP on this input (so every method's grouped curve shares x)."""
     return group_sizes_of(exp_sop)
+
+
+# --------------------------------------------------------------------------- ground truth
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _ground_truth(dataset: str, split: str) -> np.ndarray | None:
+    # seed 0, as explorer.inputs loads its splits: mask i belongs to sample i
+    return ground_truth_masks(dataset, split)
+
+
+def ground_truth_mask(dataset: str | None, split: str | None, index: int | None) -> np.ndarray | None:
+    """(H, W) bool ground-truth mask of sample `index` of a split, or None (no mask, or an empty one)."""
+    if not dataset or split is None or index is None:
+        return None
+    masks = _ground_truth(dataset, split)
+    if masks is None or not 0 <= index < len(masks) or not masks[index].any():
+        return None
+    return masks[index]
+
+
+def has_ground_truth(dataset: str | None) -> bool:
+    return bool(dataset) and _ground_truth(dataset, "test") is not None
+
+
+def localisation_mean(lm: LoadedModel, test_split, method: str, settings: dict, samples: int, *,
+                      progress: Progress = None, compute: bool = True) -> dict | None:
+    """sop.evaluation.localisation_study of `method` on `samples` test inputs with ground truth (cached)."""
+    dataset = lm.config.dataset
+    key = _key("localisation", lm.key_for(method), method, dict(settings), dataset, "test", int(samples))
+    hit = cached(key)
+    if hit is not None or not compute:
+        return hit
+    model, _ = lm.model_for(method)
+    with compute_lock():
+        study = localisation_study(model, test_split, _ground_truth(dataset, "test"), method, samples=int(samples),
+                                   settings=settings, progress=progress)
+    return remember(key, study)
 
 
 # --------------------------------------------------------------------------- whole split

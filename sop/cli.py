@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Commands that must re-execute themselves (pinned training) may do so only when they
+    # are this process's own command line, never when called from Python (e.g. a test).
+    args.reexec_argv = sys.argv[1:] if argv is None else None
     from .errors import SOPError
     try:
         return int(args.func(args) or 0)

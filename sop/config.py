@@ -26,6 +26,10 @@ class SOPConfig:
     max_group_frac: float | None = 0.25  # largest share of patches one group may cover
     group_scale: float = 1.0
     select_scale: float = 1.0
+    group_gen: str = "learned"           # "learned" (sparsemax, learned queries) or "patch" (the authors')
+    group_blur: float = 0.0              # Gaussian sigma (patches) over GroupGen's attention logits
+    group_select: str = "shared"         # "shared" (class-agnostic scores) or "per_class" (the authors')
+    group_dropout: float = 0.0           # training only: share of groups hidden from GroupSelect
     class_names: list[str] = field(default_factory=list)
     dataset: str | None = None
     kind: str = "sop"                    # "sop" or "backbone" (the plain twin)

@@ -16,13 +16,22 @@ split):
   SOP with post-hoc methods on the original model) or the SOP model (``"sop"``).
   The baselines' grouped curves use group sizes equal to SOP's on the same input, so
   every method is scored at the same x positions.
-* **Ground-truth IoU** (parts scenes only; positive scenes among the N, whatever the
-  prediction): IoU between a region and the *decisive* part mask.
+* **Ground truth** (datasets whose inputs carry ground-truth masks, see
+  `sop.localisation.ground_truth_masks`; on parts, the positive scenes among the N,
+  whatever the prediction, against their *decisive* part mask):
+  - ``pointing_game``, ``mass_accuracy``, ``rank_accuracy``: the localisation metrics
+    of Arras et al. 2022 as quantus defines them (`sop.localisation`), on each method's
+    own map (SOP: sum_g s_g m_g of the SOP model; a baseline: its map of the model it
+    explains), for the class each explanation explains (the explained model's prediction).
   - ``iou``: SOP's region = the union of its used groups (score > 0, mask > 0); a
     baseline's region = its top-ranked patches (the curves' ranking) covering the same
     number of pixels as SOP's region on that input -- same area, so only *where* counts.
   - ``iou_gt_area``: every method (SOP ranked by its map sum_g s_g m_g) takes its
     top-ranked pixels of the decisive mask's area -- an oracle size, for reference.
+
+``report["per_input"]`` keeps every value behind the means (one record per input and
+method: ``index``, ``label``, ``method`` and each metric the input has), so other
+aggregates (medians, paired differences) can be computed from the JSON.
 """
 from __future__ import annotations
 
@@ -40,9 +49,13 @@ from .data import Split
 from .explainers import METHODS, default_settings, explain, logits_of, model_grid
 from .faithfulness import DEFAULT_BASELINE, DEFAULT_STEPS, group_sizes_of, insertion_deletion, pixel_order, \
     sets_from_order
+from .localisation import METRICS as LOCALISATION_METRICS
+from .localisation import ground_truth_masks, localisation_scores
 from .model import SOPModel
 
-METRICS = ("insertion", "deletion", "grouped_insertion", "grouped_deletion", "iou", "iou_gt_area", "seconds")
+# Ground-truth metrics exist only for inputs with a mask; the localisation ones are sop.localisation's.
+GROUND_TRUTH = (*LOCALISATION_METRICS, "iou", "iou_gt_area")
+METRICS = ("insertion", "deletion", "grouped_insertion", "grouped_deletion", *GROUND_TRUTH, "seconds")
 
 
 @dataclass
@@ -102,18 +115,51 @@ def top_region(attribution: torch.Tensor, grid, area: int) -> torch.Tensor:
     return sets_from_order(pixel_order(attribution, grid), [area], tuple(attribution.shape))[0]
 
 
+def mean_sem(vals: Sequence[float]) -> tuple[float, float]:
+    """(mean, standard error of the mean); NaN where undefined (no value, or one)."""
+    mean = float(np.mean(vals)) if len(vals) else float("nan")
+    sem = float(np.std(vals, ddof=1) / math.sqrt(len(vals))) if len(vals) > 1 else float("nan")
+    return mean, sem
+
+
+def localisation_study(explained: nn.Module, split: Split, masks: np.ndarray, method: str, *, samples: int = 20,
+                       seed: int = 0, settings: dict | None = None,
+                       progress: Callable[[float], None] | None = None) -> dict:
+    """One method's localisation metrics over `samples` inputs that have a ground-truth mask.
+
+    The inputs are a seeded random sample (`sample_indices`) of the split's inputs with a
+    non-empty mask; `explained` is the model the method explains (an `SOPModel` for
+    "sop").  Returns {"method", "samples", <metric>, <metric>_sem, ..., "per_input": [...]}
+    with the same definitions as `evaluate`.  `progress(fraction)` after each input.
+    """
+    with_gt = np.flatnonzero(masks.reshape(len(masks), -1).any(1))
+    chosen = [int(with_gt[j]) for j in sample_indices(len(with_gt), samples, seed)]
+    records = []
+    for n, i in enumerate(chosen):
+        e = explain(explained, split.dataset[i][0].unsqueeze(0), method, **(settings or {}))
+        records.append(dict(index=i, **localisation_scores(e.attribution, masks[i])))
+        if progress is not None:
+            progress((n + 1) / len(chosen))
+    out = dict(method=method, samples=len(records))
+    for k in LOCALISATION_METRICS:
+        out[k], out[f"{k}_sem"] = mean_sem([r[k] for r in records])
+    return dict(out, per_input=records)
+
+
 def evaluate(model: SOPModel, backbone: nn.Module | None, split: Split, settings: EvalSettings | None = None, *,
              decisive: np.ndarray | None = None, progress: Callable[[str], None] | None = None) -> dict:
-    """The report for one model: {"model": statistics, "rows": [per-method means], ...}.
+    """The report for one model: {"model": statistics, "rows": [per-method means], "per_input": [...], ...}.
 
-    `decisive` (N_split, H, W) bool enables the ground-truth IoU (parts scenes).
-    `progress(method)` is called after each explanation (drives the CLI's bar).
+    `decisive` (N_split, H, W) bool: ground-truth masks aligned with the split (e.g.
+    `sop.localisation.ground_truth_masks`); inputs with a non-empty mask get the
+    localisation metrics and the IoUs.  `progress(method)` is called after each
+    explanation (drives the CLI's bar).
     """
     s = settings or EvalSettings()
     methods = list(s.methods)
     explained = backbone if (s.baselines_on == "backbone" and backbone is not None) else model
     grid = model_grid(model)
-    per = {m: {k: [] for k in METRICS} for m in methods}
+    records: list[dict] = []
     indices = sample_indices(len(split.dataset), s.samples, s.seed)
     curve_kw = dict(steps=s.steps, baseline=s.baseline, batch_size=s.batch_size)
     positives = 0
@@ -127,7 +173,7 @@ def evaluate(model: SOPModel, backbone: nn.Module | None, split: Split, settings
             if e_sop.scores[g] > 0:
                 sop_region |= e_sop.groups[g] > 0
         gt = None
-        if decisive is not None and int(label) == 1 and decisive[i].any():
+        if decisive is not None and decisive[i].any():
             gt = torch.from_numpy(decisive[i])
             positives += 1
         for method in methods:
@@ -136,16 +182,16 @@ def evaluate(model: SOPModel, backbone: nn.Module | None, split: Split, settings
             pixel = insertion_deletion(on, x, e, mode="pixel", **curve_kw)
             grouped = insertion_deletion(on, x, e, mode="grouped", group_sizes=None if method == "sop" else sizes,
                                          **curve_kw)
-            row = per[method]
-            row["insertion"].append(pixel["insertion"].auc)
-            row["deletion"].append(pixel["deletion"].auc)
-            row["grouped_insertion"].append(grouped["insertion"].auc)
-            row["grouped_deletion"].append(grouped["deletion"].auc)
-            row["seconds"].append(e.seconds)
+            rec = dict(index=int(i), label=int(label), method=method,
+                       insertion=pixel["insertion"].auc, deletion=pixel["deletion"].auc,
+                       grouped_insertion=grouped["insertion"].auc, grouped_deletion=grouped["deletion"].auc)
             if gt is not None:
+                rec.update(localisation_scores(e.attribution, gt))
                 region = sop_region if method == "sop" else top_region(e.attribution, grid, int(sop_region.sum()))
-                row["iou"].append(iou(region, gt))
-                row["iou_gt_area"].append(iou(top_region(e.attribution, grid, int(gt.sum())), gt))
+                rec["iou"] = iou(region, gt)
+                rec["iou_gt_area"] = iou(top_region(e.attribution, grid, int(gt.sum())), gt)
+            rec["seconds"] = e.seconds
+            records.append(rec)
             if progress is not None:
                 progress(method)
     stats = model_statistics(model, backbone, split)
@@ -156,16 +202,16 @@ def evaluate(model: SOPModel, backbone: nn.Module | None, split: Split, settings
         row = dict(method=method, model="sop" if (method == "sop" or explained is model) else "backbone",
                    accuracy=accuracy["sop" if method == "sop" else "other"])
         for k in METRICS:
-            vals = per[method][k]
-            if k.startswith("iou") and decisive is None:
+            if k in GROUND_TRUTH and decisive is None:
                 continue
+            vals = [r[k] for r in records if r["method"] == method and k in r]
             if k == "seconds":  # median: robust to other jobs slowing a few explanations down
                 row[k] = float(np.median(vals)) if vals else float("nan")
                 continue
-            row[k] = float(np.mean(vals)) if vals else float("nan")
-            row[f"{k}_sem"] = float(np.std(vals, ddof=1) / math.sqrt(len(vals))) if len(vals) > 1 else float("nan")
+            row[k], row[f"{k}_sem"] = mean_sem(vals)
         rows.append(row)
-    return dict(dataset=split.info.name, model=stats, rows=rows, samples=len(indices), iou_samples=positives,
+    return dict(dataset=split.info.name, model=stats, rows=rows, per_input=records, samples=len(indices),
+                iou_samples=positives,
                 settings=dict(methods=methods, samples=s.samples, steps=s.steps, baseline=s.baseline,
                               baselines_on=s.baselines_on, seed=s.seed,
                               method_settings={m: {**default_settings(m), **s.method_settings.get(m, {})}
@@ -177,7 +223,9 @@ def evaluate(model: SOPModel, backbone: nn.Module | None, split: Split, settings
 TABLE_COLUMNS = [("method", "method"), ("model", "model"), ("accuracy", "accuracy"),
                  ("insertion", "insertion AUC ↑"), ("deletion", "deletion AUC ↓"),
                  ("grouped_insertion", "grouped ins. ↑"), ("grouped_deletion", "grouped del. ↓"),
-                 ("iou", "GT IoU ↑"), ("iou_gt_area", "GT IoU @GT area ↑"), ("seconds", "s / explanation")]
+                 ("pointing_game", "pointing ↑"), ("mass_accuracy", "mass acc. ↑"),
+                 ("rank_accuracy", "rank acc. ↑"), ("iou", "GT IoU ↑"), ("iou_gt_area", "GT IoU @GT area ↑"),
+                 ("seconds", "s / explanation")]
 
 
 def format_table(report: dict) -> str:
@@ -213,7 +261,8 @@ def format_summary(report: dict) -> str:
                  f"used groups cover {100 * m['selected_fraction']:.0f}% of the image")
     s = report["settings"]
     parts.append(f"N = {report['samples']} test inputs"
-                 + (f" ({report['iou_samples']} positive, for IoU)" if "iou" in report["rows"][0] else "")
+                 + (f" ({report['iou_samples']} with a ground-truth mask, for localisation and IoU)"
+                    if "iou" in report["rows"][0] else "")
                  + f", {s['steps']} steps, removal baseline {s['baseline']!r}, baselines explain the "
                  + ("backbone twin" if s["baselines_on"] == "backbone" else "SOP model"))
     return "; ".join(parts) + "."
@@ -236,7 +285,7 @@ def evaluate_checkpoint(sop_path, backbone_path=None, settings: EvalSettings | N
     explain the SOP model itself if there is none (stated in the report).
     """
     from .checkpoint import load
-    from .data import PartsScenes, load_split
+    from .data import load_split
     from .errors import InputError
     model = load(sop_path)
     if not isinstance(model, SOPModel):
@@ -250,12 +299,9 @@ def evaluate_checkpoint(sop_path, backbone_path=None, settings: EvalSettings | N
         raise InputError(f"{Path(sop_path).name} does not record its dataset; cannot pick test inputs")
     seed = int(cfg.training.get("seed", 0))
     split = load_split(cfg.dataset, split_name, seed=seed)
-    decisive = None
-    if cfg.dataset == "parts":
-        scenes = PartsScenes.generate(split_name, seed=seed)
-        if len(scenes.labels) != len(split.dataset):  # the masks must describe the very scenes we explain
-            raise InputError("parts scenes and the loaded split disagree; cannot compute ground-truth IoU")
-        decisive = scenes.decisive_masks()
+    decisive = ground_truth_masks(cfg.dataset, split_name, seed=seed)
+    if decisive is not None and len(decisive) != len(split.dataset):  # masks must describe the very inputs
+        raise InputError("ground-truth masks and the loaded split disagree; cannot score localisation")
     settings = settings or EvalSettings()
     if backbone is None and settings.baselines_on == "backbone":
         settings = EvalSettings(**{**settings.__dict__, "baselines_on": "sop"})

@@ -6,9 +6,9 @@
 Methods (`METHODS`) and what their (H, W) map is:
   * ``sop``        sum_g s_g * m_g: each pixel gets the scores of the SOP groups that
                    contain it (m_g = the group's pixel mask in [0, 1], s_g its score).
-                   Also returns the groups and scores.  Needs an `SOPModel`.  SOP's
-                   scores are class-agnostic (one GroupSelect query), so the map is the
-                   same whatever `target` is; the target only names the class reported.
+                   Also returns the groups and scores.  Needs an `SOPModel`.  With
+                   class-agnostic scores (GroupSelect "shared") the map is the same
+                   whatever `target` is; with per-class scores it uses the target's.
   * ``lime``       LIME (Ribeiro et al. 2016) with the model's patch grid as superpixels:
                    captum `Lime`, Bernoulli(0.5) patch masks, ridge regression (alpha 1),
                    weights sqrt(exp(-d^2 / 0.25^2)) with d the cosine distance of the
@@ -192,10 +192,12 @@ def _sop(model, x, target, s, progress):
                          "load the *_sop.safetensors checkpoint")
     with torch.inference_mode():  # lighter than no_grad: SOP's explanation is this one pass
         out = model(x)
-    masks, scores = out.pixel_masks[0].float(), out.group_scores[0].float()
-    attribution = torch.einsum("g,ghw->hw", scores, masks)
     pred = int(out.logits[0].argmax())
-    return attribution, (pred if target is None else target), dict(groups=masks, scores=scores)
+    target = pred if target is None else target
+    # Per-class selection: the map is made of the groups and scores of the explained class.
+    masks, scores = out.pixel_masks[0].float(), out.scores_for(target)[0].float()
+    attribution = torch.einsum("g,ghw->hw", scores, masks)
+    return attribution, target, dict(groups=masks, scores=scores)
 
 
 def _superpixel_method(cls, model, x, target, s, progress, grid):

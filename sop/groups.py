@@ -1,15 +1,48 @@
 """The two SOP attention modules: GroupGen proposes groups, GroupSelect scores them.
 
-Both use sparsemax (from the `entmax` package) so that groups cover few patches and
-few groups get a non-zero score: the explanation is short because the computation is.
+Two GroupGen designs (``SOPConfig.group_gen``; the design study in docs/design-study.md
+compares them):
+
+* ``"learned"`` (ours): G learned queries attend over the patches with **sparsemax**;
+  each row, rescaled so its strongest patch is 1, is a soft group whose zeros are exact.
+* ``"patch"`` (the authors'): the queries are the patch tokens at G evenly spaced grid
+  positions; softmax attention over the patches, each row binarised to its top-k patches,
+  and a scalar gate c = (weight inside the top-k) - (weight outside) multiplies what the
+  group predicts, so GroupGen still gets gradients through the hard masks.
+
+Both may blur their attention logits over the patch grid (``group_blur``, a Gaussian
+sigma in patches) so neighbouring patches rise and fall together: coherent groups.
+
+GroupSelect uses sparsemax over groups so few groups get a non-zero score: either one
+class-agnostic query (``"shared"``) or one query per class (``"per_class"``, as the
+authors do), where each class weighs the groups for itself.
 """
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 from entmax import sparsemax
 from torch import nn
+
+GROUP_GENS = ("learned", "patch")
+GROUP_SELECTS = ("shared", "per_class")
+
+
+def gaussian_blur_grid(att: torch.Tensor, grid: tuple[int, int], sigma: float) -> torch.Tensor:
+    """Blur (B, G, N) attention logits over the (gh, gw) patch grid (zero padding)."""
+    if sigma <= 0:
+        return att
+    radius = max(1, math.ceil(2 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=att.dtype, device=att.device)
+    k1 = torch.exp(-0.5 * (t / sigma) ** 2)
+    k1 = k1 / k1.sum()
+    b, g, _ = att.shape
+    img = att.reshape(b * g, 1, *grid)
+    img = F.conv2d(F.pad(img, (radius, radius, 0, 0), mode="replicate"), k1.view(1, 1, 1, -1))
+    img = F.conv2d(F.pad(img, (0, 0, radius, radius), mode="replicate"), k1.view(1, 1, -1, 1))
+    return img.reshape(b, g, -1)
 
 
 class GroupGen(nn.Module):
@@ -24,14 +57,17 @@ class GroupGen(nn.Module):
     authors binarise the top 20 % instead); it keeps groups small even when the
     attention logits are flat, as they are at initialisation.
     """
+    gated = False
 
     def __init__(self, token_dim: int, num_groups: int, heads: int = 1, dim: int = 64,
-                 max_patches: int | None = None, scale: float = 1.0):
+                 max_patches: int | None = None, scale: float = 1.0, grid: tuple[int, int] | None = None,
+                 blur: float = 0.0):
         super().__init__()
         if num_groups % heads:
             raise ValueError(f"num_groups ({num_groups}) must be a multiple of heads ({heads})")
         self.num_groups, self.heads, self.dim = num_groups, heads, dim
         self.max_patches = max_patches
+        self.grid, self.blur = grid, blur
         self.norm = nn.LayerNorm(token_dim)
         self.key = nn.Linear(token_dim, heads * dim)
         self.query = nn.Parameter(torch.randn(heads, num_groups // heads, dim))
@@ -43,7 +79,12 @@ class GroupGen(nn.Module):
         b, n, _ = tokens.shape
         keys = self.key(self.norm(tokens)).view(b, n, self.heads, self.dim)
         att = torch.einsum("hqd,bnhd->bhqn", self.query, keys) / math.sqrt(self.dim)
-        return att.reshape(b, self.num_groups, n) * self.log_scale.exp()
+        att = att.reshape(b, self.num_groups, n) * self.log_scale.exp()
+        return gaussian_blur_grid(att, self.grid, self.blur) if self.grid is not None else att
+
+    def propose(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(masks (B, G, N), gates or None): this design has no gates."""
+        return self(tokens), None
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Group masks (B, G, N) in [0, 1], each with max exactly 1."""
@@ -56,25 +97,89 @@ class GroupGen(nn.Module):
         return weights / weights.amax(dim=-1, keepdim=True)
 
 
-class GroupSelect(nn.Module):
-    """Sparsemax attention from a learned query to the group embeddings: one score per group.
+class PatchQueryGroupGen(nn.Module):
+    """The authors' GroupGen: patch tokens as queries, softmax, top-k binarisation, gates.
 
-    The query is a learned vector rather than the whole-input embedding so that a
-    score depends only on what its group contains; with an input-dependent query,
-    pixels outside every selected group would still move the scores and the
-    explanation would no longer be the whole computation.
+    Query g is the token at the g-th of G evenly spaced grid positions (the authors keep
+    G evenly spaced candidates out of N), so groups are anchored in the image; each head
+    has its own query and key projections.  A group's mask is exactly 1 on the top-k
+    patches of its softmax row and 0 elsewhere; its gate c_g = (weight inside) -
+    (weight outside) scales what the group predicts (`SOPModel` folds it into the
+    group's logits, so logits = sum_g score_g * group_logits_g still holds).
     """
+    gated = True
 
-    def __init__(self, embed_dim: int, dim: int = 64, scale: float = 1.0):
+    def __init__(self, token_dim: int, num_groups: int, heads: int = 1, dim: int = 64,
+                 max_patches: int | None = None, scale: float = 1.0, grid: tuple[int, int] | None = None,
+                 blur: float = 0.0, num_patches: int | None = None):
         super().__init__()
-        self.dim = dim
-        self.norm = nn.LayerNorm(embed_dim)
-        self.key = nn.Linear(embed_dim, dim)
-        self.query = nn.Parameter(torch.randn(dim))
+        if num_groups % heads:
+            raise ValueError(f"num_groups ({num_groups}) must be a multiple of heads ({heads})")
+        n = num_patches or (grid[0] * grid[1])
+        self.num_groups, self.heads, self.dim = num_groups, heads, dim
+        self.max_patches = max_patches or max(1, round(0.2 * n))   # the authors' k = 20 %
+        self.grid, self.blur = grid, blur
+        self.norm = nn.LayerNorm(token_dim)
+        self.query = nn.Linear(token_dim, heads * dim)
+        self.key = nn.Linear(token_dim, heads * dim)
+        self.register_buffer("anchors", torch.linspace(0, n - 1, num_groups).round().long(), persistent=False)
         self.log_scale = nn.Parameter(torch.tensor(math.log(scale)))
 
-    def forward(self, group_embeddings: torch.Tensor) -> torch.Tensor:
-        """Scores (B, G): non-negative, summing to 1, usually with exact zeros."""
+    def logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        b, n, _ = tokens.shape
+        t = self.norm(tokens)
+        per_head = self.num_groups // self.heads
+        anchors = self.anchors.view(self.heads, per_head)            # head h takes its own anchors
+        q = self.query(t).view(b, n, self.heads, self.dim)
+        k = self.key(t).view(b, n, self.heads, self.dim)
+        q = torch.stack([q[:, anchors[h], h] for h in range(self.heads)], 1)   # (B, H, G/H, D)
+        att = torch.einsum("bhqd,bnhd->bhqn", q, k) / math.sqrt(self.dim)
+        att = att.reshape(b, self.num_groups, n) * self.log_scale.exp()
+        return gaussian_blur_grid(att, self.grid, self.blur) if self.grid is not None else att
+
+    def propose(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        weights = self.logits(tokens).softmax(-1)
+        top = weights.topk(min(self.max_patches, weights.shape[-1]), dim=-1).indices
+        masks = torch.zeros_like(weights).scatter_(-1, top, 1.0)
+        inside = (weights * masks).sum(-1)
+        return masks, inside - (1 - inside)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.propose(tokens)[0]
+
+
+class GroupSelect(nn.Module):
+    """Sparsemax attention from learned queries to the group embeddings: scores per group.
+
+    One query (class-agnostic scores, (B, G)) or one per class (`num_queries` = K:
+    scores (B, G, K), a sparsemax over groups for each class).  The queries are learned
+    vectors rather than the whole-input embedding so that a score depends only on what
+    its group contains; with an input-dependent query, pixels outside every selected
+    group would still move the scores and the explanation would no longer be the whole
+    computation.
+    """
+
+    def __init__(self, embed_dim: int, dim: int = 64, scale: float = 1.0, num_queries: int = 1):
+        super().__init__()
+        self.dim, self.num_queries = dim, num_queries
+        self.norm = nn.LayerNorm(embed_dim)
+        self.key = nn.Linear(embed_dim, dim)
+        shape = (dim,) if num_queries == 1 else (num_queries, dim)   # (dim,): the old checkpoints' layout
+        self.query = nn.Parameter(torch.randn(shape))
+        self.log_scale = nn.Parameter(torch.tensor(math.log(scale)))
+
+    def logits(self, group_embeddings: torch.Tensor) -> torch.Tensor:
+        """Attention logits (B, G) for one query, (B, G, K) per class."""
         keys = self.key(self.norm(group_embeddings))
-        att = keys @ self.query / math.sqrt(self.dim) * self.log_scale.exp()
-        return sparsemax(att, dim=-1)
+        query = self.query if self.query.ndim == 1 else self.query.t()
+        return keys @ query / math.sqrt(self.dim) * self.log_scale.exp()
+
+    def forward(self, group_embeddings: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores: non-negative, summing to 1 over groups, usually with exact zeros.
+
+        `keep` (B, G) bool hides the other groups from the sparsemax (group dropout in training).
+        """
+        att = self.logits(group_embeddings)
+        if keep is not None:
+            att = att.masked_fill(~(keep if att.ndim == 2 else keep.unsqueeze(-1)), float("-inf"))
+        return sparsemax(att, dim=1)

@@ -18,7 +18,7 @@ from torch import nn
 from .adapters import BackboneAdapter, build_adapter
 from .config import SOPConfig
 from .errors import InputError
-from .groups import GroupGen, GroupSelect
+from .groups import GROUP_GENS, GROUP_SELECTS, GroupGen, GroupSelect, PatchQueryGroupGen
 
 
 @dataclass
@@ -27,16 +27,26 @@ class SOPOutput:
     probs: torch.Tensor           # (B, K)  softmax of logits
     group_masks: torch.Tensor     # (B, G, N) patch-space masks in [0, 1]
     pixel_masks: torch.Tensor     # (B, G, H, W) the same masks at input resolution
-    group_scores: torch.Tensor    # (B, G)  sparsemax scores, non-negative, sum to 1
-    group_logits: torch.Tensor    # (B, G, K) what each group alone predicts
+    group_scores: torch.Tensor    # (B, G)  sparsemax scores, non-negative, sum to 1 (per-class
+                                  #         selection: the scores of the predicted class)
+    group_logits: torch.Tensor    # (B, G, K) what each group alone predicts (times its gate, if gated)
     group_embeddings: torch.Tensor  # (B, G, E)
+    class_scores: torch.Tensor | None = None  # (B, G, K) per-class selection only: logits[:, k] =
+                                               # sum_g class_scores[:, g, k] * group_logits[:, g, k]
 
     @property
     def prediction(self) -> torch.Tensor:
         return self.logits.argmax(-1)
 
     def detach(self) -> "SOPOutput":
-        return SOPOutput(**{k: v.detach() for k, v in self.__dict__.items()})
+        return SOPOutput(**{k: (v.detach() if v is not None else None) for k, v in self.__dict__.items()})
+
+    def scores_for(self, target: int | torch.Tensor) -> torch.Tensor:
+        """(B, G) group scores that make up the logit of `target` (an int or (B,) classes)."""
+        if self.class_scores is None:
+            return self.group_scores
+        t = torch.as_tensor(target, device=self.class_scores.device).long().expand(self.class_scores.shape[0])
+        return self.class_scores.gather(2, t.view(-1, 1, 1).expand(-1, self.class_scores.shape[1], 1)).squeeze(2)
 
 
 def create_backbone(cfg: SOPConfig, pretrained: bool = False) -> nn.Module:
@@ -57,10 +67,20 @@ class SOPModel(nn.Module):
         self.config = config
         self.adapter = adapter
         n = adapter.num_patches
+        if config.group_gen not in GROUP_GENS:
+            raise InputError(f"unknown group_gen {config.group_gen!r}; known: {', '.join(GROUP_GENS)}")
+        if config.group_select not in GROUP_SELECTS:
+            raise InputError(f"unknown group_select {config.group_select!r}; known: {', '.join(GROUP_SELECTS)}")
+        if not 0 <= config.group_dropout < 1:
+            raise InputError(f"group_dropout must lie in [0, 1), got {config.group_dropout}")
         max_patches = None if config.max_group_frac is None else max(1, math.ceil(config.max_group_frac * n))
-        self.group_gen = GroupGen(adapter.token_dim, config.num_groups, heads=config.group_heads,
-                                  dim=config.group_dim, max_patches=max_patches, scale=config.group_scale)
-        self.group_select = GroupSelect(adapter.embed_dim, dim=config.group_dim, scale=config.select_scale)
+        gen = GroupGen if config.group_gen == "learned" else PatchQueryGroupGen
+        self.group_gen = gen(adapter.token_dim, config.num_groups, heads=config.group_heads, dim=config.group_dim,
+                             max_patches=max_patches, scale=config.group_scale, grid=adapter.grid,
+                             blur=config.group_blur)
+        queries = config.num_classes if config.group_select == "per_class" else 1
+        self.group_select = GroupSelect(adapter.embed_dim, dim=config.group_dim, scale=config.select_scale,
+                                        num_queries=queries)
 
     @property
     def backbone(self) -> nn.Module:
@@ -94,13 +114,38 @@ class SOPModel(nn.Module):
     def forward(self, x: torch.Tensor, group_masks: torch.Tensor | None = None) -> SOPOutput:
         """Full SOP pass.  Pass `group_masks` (B, G, N) to evaluate fixed groups."""
         self.check_input(x)
-        masks = self.groups(x) if group_masks is None else group_masks
+        gates = None
+        if group_masks is None:
+            masks, gates = self.group_gen.propose(self.adapter.patch_tokens(x))
+        else:
+            masks = group_masks   # fixed groups carry no gates (gate 1)
         emb, group_logits = self.adapter.forward_groups(x, masks)
-        scores = self.group_select(emb)
-        logits = torch.einsum("bg,bgk->bk", scores, group_logits)
+        if gates is not None:
+            group_logits = group_logits * gates.unsqueeze(-1)
+        scores = self.group_select(emb, keep=self._dropout_keep(masks))
+        class_scores = None
+        if scores.ndim == 3:   # per class: each class sums its own weighting of the groups
+            class_scores = scores
+            logits = (class_scores * group_logits).sum(1)
+            pred = logits.argmax(-1)
+            scores = class_scores.gather(2, pred.view(-1, 1, 1).expand(-1, scores.shape[1], 1)).squeeze(2)
+        else:
+            logits = torch.einsum("bg,bgk->bk", scores, group_logits)
         return SOPOutput(logits=logits, probs=logits.softmax(-1), group_masks=masks,
                          pixel_masks=self.adapter.pixel_masks(masks, x.shape[-2:]),
-                         group_scores=scores, group_logits=group_logits, group_embeddings=emb)
+                         group_scores=scores, group_logits=group_logits, group_embeddings=emb,
+                         class_scores=class_scores)
+
+    def _dropout_keep(self, masks: torch.Tensor) -> torch.Tensor | None:
+        """Training only: hide a random share of groups from GroupSelect (at least one stays),
+        so the prediction cannot rest on redundant copies of the same evidence."""
+        p = self.config.group_dropout
+        if not self.training or p <= 0:
+            return None
+        b, g, _ = masks.shape
+        keep = torch.rand(b, g, device=masks.device) >= p
+        keep[torch.arange(b), torch.randint(g, (b,), device=masks.device)] = True
+        return keep
 
     def backbone_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The wrapped backbone on the whole input (no groups)."""

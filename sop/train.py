@@ -33,6 +33,7 @@ from .config import SOPConfig
 from .data import Split, load_split
 from .errors import CheckpointError
 from .model import SOPModel, create_backbone, create_model
+from .regularisers import group_penalty
 
 
 @dataclass
@@ -48,6 +49,8 @@ class StageSettings:
     resume: Path | None = None         # training-state file to continue from
     state_path: Path | None = None     # where to write the training state each epoch
     max_steps: int | None = None       # stop early (tests, smoke runs)
+    area_weight: float = 0.0           # SOP stage: penalty on the area of the selected groups
+    tv_weight: float = 0.0             # SOP stage: total-variation penalty (compact groups)
 
 
 @dataclass
@@ -182,6 +185,7 @@ def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
                         drop_last=len(train.dataset) > s.batch_size * d.world,
                         generator=torch.Generator().manual_seed(s.seed))
     opt = optimizer_for(net, s)
+    inner = model
     total = s.epochs * len(loader)
     warmup = int(s.warmup_epochs * len(loader))
     start_epoch, best_acc, best_state, step = 0, -1.0, None, 0
@@ -204,8 +208,11 @@ def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
         for x, y in bar:
             schedule(opt, step, total, warmup)
             x, y = random_shift(x, s.shift, aug).to(d.device), y.to(d.device)
-            logits = logits_of(net, x)
+            out = net(x)
+            logits = out.logits if hasattr(out, "logits") else out
             loss = F.cross_entropy(logits, y)
+            if hasattr(out, "group_masks"):
+                loss = loss + group_penalty(out, y, inner.adapter.grid, s.area_weight, s.tv_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -266,7 +273,12 @@ def build_config(preset: dict, info, kind: str) -> SOPConfig:
                      adapter_kwargs=dict(preset.get("adapter_kwargs", {})),
                      num_groups=preset["num_groups"], group_heads=preset.get("group_heads", 1),
                      max_group_frac=preset.get("max_group_frac", 0.25), class_names=info.class_names,
-                     dataset=info.name, kind=kind)
+                     dataset=info.name, kind=kind, **{k: preset[k] for k in DESIGN_KEYS if k in preset})
+
+
+# The SOP design knobs a preset (or the train CLI) may set on the model config; the
+# training penalties (area_weight, tv_weight) live in StageSettings.
+DESIGN_KEYS = ("group_gen", "group_blur", "group_select", "group_dropout")
 
 
 def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", backbone_ckpt: Path | None = None,
@@ -301,7 +313,8 @@ def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", bac
                           state_path=state_dir / f"{out.name}_backbone.state.safetensors", **common)
         bb_report = fit(backbone, splits["train"], splits["val"], s, "backbone", d)
         bb_report["test_accuracy"] = evaluate_accuracy(backbone, splits["test"], device=d.device)
-        bb_cfg.training = dict(command=command, seed=seed, metrics=_public(bb_report))
+        from .reproducibility import describe
+        bb_cfg.training = dict(command=command, seed=seed, metrics=_public(bb_report), environment=describe())
         if d.main:
             save(backbone.cpu(), bb_path, bb_cfg)
             print(f"backbone test accuracy {bb_report['test_accuracy']:.4f} -> {bb_path}", file=sys.stderr)
@@ -312,6 +325,7 @@ def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", bac
     model.backbone.load_state_dict(backbone.state_dict())
     resume_sop = resume if resume is not None and _state_stage(resume) == "sop" else None
     s = StageSettings(epochs=preset["sop_epochs"], lr=preset["lr"], backbone_lr=preset.get("backbone_lr", 0.0),
+                      area_weight=preset.get("area_weight", 0.0), tv_weight=preset.get("tv_weight", 0.0),
                       resume=resume_sop, state_path=state_dir / f"{out.name}_sop.state.safetensors", **common)
     report = fit(model, splits["train"], splits["val"], s, "sop", d)
     model.cpu()
@@ -319,7 +333,10 @@ def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", bac
     stats = sop_statistics(model, splits["test"], backbone)
     metrics = dict(_public(report), test=stats, backbone_test_accuracy=bb_report.get("test_accuracy"),
                    train_minutes=round((time.time() - started) / 60, 2), world_size=d.world)
-    sop_cfg.training = dict(command=command, seed=seed, metrics=metrics)
+    from .reproducibility import describe
+    sop_cfg.training = dict(command=command, seed=seed, metrics=metrics, environment=describe(),
+                            sop_stage=dict(epochs=s.epochs, lr=s.lr, backbone_lr=s.backbone_lr,
+                                           area_weight=s.area_weight, tv_weight=s.tv_weight))
     if d.main:
         save(model, sop_path, sop_cfg)
         print(json.dumps(dict(backbone_test_accuracy=metrics["backbone_test_accuracy"], **stats), indent=2))

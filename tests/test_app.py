@@ -308,6 +308,39 @@ def test_compare_grouped_curves_share_sop_group_sizes():
     assert row["insertion AUC ↑"] == pytest.approx(round(gradcam["insertion"].auc, 4), abs=1e-4)
 
 
+def test_compare_parts_scene_shows_localisation_per_input_and_over_test_inputs():
+    from sop.evaluation import localisation_study
+    from sop.localisation import ground_truth_masks, localisation_scores
+    at = run(new_app(model="parts", input="test:2"))  # a positive scene: its decisive parts are known
+    switch(at, "compare")
+    x, _ = sample("parts", 2)
+    masks = ground_truth_masks("parts", "test")
+    sop_model, twin = lib_model("parts"), lib_model("parts", "backbone")
+    table = at.dataframe[0].value
+    for m, name, on in (("sop", "SOP", sop_model), ("gradcam", "Grad-CAM", twin), ("occlusion", "Occlusion", twin)):
+        want = localisation_scores(explain(on, x, m).attribution, masks[2])
+        row = table[table["method"] == name].iloc[0]
+        for k, col in (("pointing_game", "pointing ↑"), ("mass_accuracy", "mass acc. ↑"),
+                       ("rank_accuracy", "rank acc. ↑")):
+            assert row[col] == pytest.approx(round(want[k], 4), abs=1e-4)
+    # the mean over test inputs with ground truth runs on request, for the methods on the page
+    at.select_slider(key="loc_samples").set_value(10)
+    run(at)
+    at.button(key="loc_run").click()
+    run(at)
+    means = at.dataframe[1].value
+    assert list(means["method"]) == ["SOP", "Grad-CAM", "Occlusion"] and set(means["inputs"]) == {10}
+    study = localisation_study(sop_model, lib_split("parts"), masks, "sop", samples=10)
+    assert means.iloc[0]["rank acc. ↑"] == f"{study['rank_accuracy']:.3f} ± {study['rank_accuracy_sem']:.3f}"
+
+
+def test_compare_input_without_ground_truth_has_no_localisation_columns():
+    at = run(new_app(model="parts", input="test:1"))  # a negative scene
+    switch(at, "compare")
+    assert "pointing ↑" not in at.dataframe[0].value.columns
+    assert "no ground-truth mask" in texts(at)
+
+
 # --------------------------------------------------------------------------- Mistakes
 
 def test_mistakes_page_matches_library_and_opens_in_explain():

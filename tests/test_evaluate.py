@@ -44,15 +44,18 @@ def test_cli_writes_csv_and_json_with_the_report_columns(tmp_path, capsys, datas
     want = {"dataset", "method", "model", "accuracy", "insertion", "deletion", "grouped_insertion",
             "grouped_deletion", "seconds"}
     if dataset == "parts":
-        want |= {"iou", "iou_gt_area"}
+        want |= {"iou", "iou_gt_area", "pointing_game", "mass_accuracy", "rank_accuracy"}
     assert want <= set(rows[0])
-    assert ("iou" in rows[0]) == (dataset == "parts")
+    assert ("iou" in rows[0]) == ("pointing_game" in rows[0]) == (dataset == "parts")
+    if dataset == "parts":
+        assert "pointing ↑" in printed and "mass acc. ↑" in printed and "rank acc. ↑" in printed
     for r in rows:
         assert r["model"] == ("sop" if r["method"] == "sop" else "backbone")
         for k in ("insertion", "deletion", "grouped_insertion", "grouped_deletion"):
             assert 0.0 <= float(r[k]) <= 1.0
     report = json.loads((out / f"{dataset}.json").read_text())
     assert report["dataset"] == dataset and report["samples"] == 3
+    assert len(report["per_input"]) == 3 * len(rows)  # one record per input and method
     assert report["settings"]["baselines_on"] == "backbone" and report["settings"]["steps"] == 4
     if methods == "all":
         lime = report["settings"]["method_settings"]["lime"]
@@ -109,6 +112,56 @@ def test_report_iou_uses_sop_groups_and_same_area_baselines(tiny_vit_sop):
     assert rows["sop"]["iou"] == pytest.approx(1.0)
     assert 0.0 <= rows["occlusion"]["iou"] <= 1.0 and report["iou_samples"] == 2
     assert rows["occlusion"]["model"] == "backbone"
+    # SOP's map is zero outside its selected region and that region is the mask: all its mass is inside
+    assert rows["sop"]["mass_accuracy"] == pytest.approx(1.0) and rows["sop"]["pointing_game"] == 1.0
+
+
+def test_report_localisation_is_the_mean_of_the_per_input_values(tiny_vit_sop):
+    """Only inputs with a non-empty mask are scored; the rows hold the mean and sem of report["per_input"]."""
+    from sop.data import DatasetInfo, Split
+    from sop.explainers import explain
+    from sop.localisation import localisation_scores
+    torch.manual_seed(1)
+    x = torch.randn(3, 3, 32, 32)
+    masks = np.zeros((3, 32, 32), bool)
+    masks[0, :8, :16] = True
+    masks[2, 20:, 4:30] = True
+    info = DatasetInfo(name="fake", class_names=[str(i) for i in range(5)], in_chans=3, img_size=(32, 32),
+                       mean=(0, 0, 0), std=(1, 1, 1))
+    split = Split(torch.utils.data.TensorDataset(x, torch.tensor([0, 1, 2])), info)
+    report = evaluate(tiny_vit_sop, tiny_vit_sop.backbone, split,
+                      EvalSettings(methods=["sop", "gradcam"], samples=3, steps=4), decisive=masks)
+    assert report["iou_samples"] == 2
+    per = report["per_input"]
+    assert [(r["index"], r["method"]) for r in per] == [(i, m) for i in range(3) for m in ("sop", "gradcam")]
+    assert all(("rank_accuracy" in r) == (r["index"] != 1) for r in per)
+    for row in report["rows"]:
+        on = tiny_vit_sop if row["method"] == "sop" else tiny_vit_sop.backbone
+        want = [localisation_scores(explain(on, x[i:i + 1], row["method"]).attribution, masks[i]) for i in (0, 2)]
+        for k in ("pointing_game", "mass_accuracy", "rank_accuracy"):
+            vals = [w[k] for w in want]
+            assert row[k] == pytest.approx(np.mean(vals))
+            assert row[f"{k}_sem"] == pytest.approx(np.std(vals, ddof=1) / np.sqrt(2))
+            assert [r[k] for r in per if r["method"] == row["method"] and k in r] == pytest.approx(vals)
+
+
+def test_localisation_study_scores_a_seeded_sample_of_inputs_with_ground_truth(tiny_vit_sop):
+    from sop.data import DatasetInfo, Split
+    from sop.evaluation import localisation_study
+    torch.manual_seed(2)
+    x = torch.randn(5, 3, 32, 32)
+    masks = np.zeros((5, 32, 32), bool)
+    for i in (1, 2, 4):
+        masks[i, 4 * i:4 * i + 8, 8:24] = True
+    info = DatasetInfo(name="fake", class_names=[str(i) for i in range(5)], in_chans=3, img_size=(32, 32),
+                       mean=(0, 0, 0), std=(1, 1, 1))
+    split = Split(torch.utils.data.TensorDataset(x, torch.zeros(5, dtype=torch.long)), info)
+    seen = []
+    study = localisation_study(tiny_vit_sop, split, masks, "sop", samples=2, seed=0, progress=seen.append)
+    assert study["samples"] == 2 and seen == [0.5, 1.0]
+    assert {r["index"] for r in study["per_input"]} <= {1, 2, 4}
+    assert study["rank_accuracy"] == pytest.approx(np.mean([r["rank_accuracy"] for r in study["per_input"]]))
+    assert localisation_study(tiny_vit_sop, split, masks, "sop", samples=10)["samples"] == 3
 
 
 def test_model_statistics_counts_groups_and_agreement(tiny_vit_sop):

@@ -6,12 +6,21 @@ import streamlit as st
 
 from explorer import charts, compute, export, ui
 from explorer.compute import CHEAP_METHODS, METHOD_NAMES
+from explorer.inputs import split_of
 from sop.explainers import METHODS
 from sop.faithfulness import BASELINES
 from sop.image_io import tensor_to_image
+from sop.localisation import localisation_scores
 from sop.visualize import overlay_heatmap, upscale
 
 BUDGETS = (100, 250, 500, 1000, 2000)
+LOC_SAMPLES = (10, 20, 40, 100)
+LOC_COLUMNS = {"pointing_game": "pointing ↑", "mass_accuracy": "mass acc. ↑", "rank_accuracy": "rank acc. ↑"}
+LOC_HELP = ("Localisation against the scene's decisive parts (Arras et al. 2022, as the quantus package defines "
+            "them, identical for every method): **pointing** = 1 if the map's maximum (any pixel of a tied "
+            "maximum) lies in the parts; **mass acc.** = the map's signed sum inside the parts over its total; "
+            "**rank acc.** = share of the parts' K pixels among the map's K highest pixels (ties in NumPy's sort "
+            "order). See docs/evaluation.md.")
 
 ctx = ui.page_setup(need_input=True)
 lm, mi = ctx.lm, ctx.mi
@@ -144,12 +153,57 @@ if results:
                     theme=None, key="all_insertion")
     c2.plotly_chart(charts.compare_curves_figure(per_method, "deletion", METHOD_NAMES), config=charts.CONFIG,
                     theme=None, key="all_deletion")
-    table = pd.DataFrame([{
-        "method": METHOD_NAMES[m], "explains": "SOP" if m == "sop" or not lm.has_twin else "backbone",
-        "class": names[exp.target], "seconds": round(exp.seconds, 3),
-        "insertion AUC ↑": round(curves["insertion"].auc, 4), "deletion AUC ↓": round(curves["deletion"].auc, 4),
-    } for m, (exp, curves) in results.items()])
-    st.dataframe(table, hide_index=True, key="auc_table")
+    has_gt = compute.has_ground_truth(lm.config.dataset)
+    mask = compute.ground_truth_mask(lm.config.dataset, mi.split, mi.index) if mi.kind == "sample" else None
+    rows = []
+    for m, (exp, curves) in results.items():
+        row = {"method": METHOD_NAMES[m], "explains": "SOP" if m == "sop" or not lm.has_twin else "backbone",
+               "class": names[exp.target], "seconds": round(exp.seconds, 3),
+               "insertion AUC ↑": round(curves["insertion"].auc, 4),
+               "deletion AUC ↓": round(curves["deletion"].auc, 4)}
+        if mask is not None:
+            row |= {LOC_COLUMNS[k]: round(v, 4) for k, v in localisation_scores(exp.attribution, mask).items()}
+        rows.append(row)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="auc_table")
+    if mask is not None:
+        st.caption(LOC_HELP)
+    elif has_gt:
+        st.caption("This input has no ground-truth mask (only a dataset sample with decisive parts has one, e.g. a "
+                   "positive parts scene), so no localisation metrics here.")
+
+    # ----------------------------------------------------------------------- mean over test inputs
+    test_split, _ = split_of(lm, "test")
+    if has_gt and test_split is not None:
+        st.markdown("#### Localisation over test inputs")
+        if st.session_state.get("loc_samples") not in LOC_SAMPLES:
+            st.session_state["loc_samples"] = 20
+        l1, l2 = st.columns([1, 2], vertical_alignment="bottom")
+        n_loc = l1.select_slider("Test inputs with ground truth", LOC_SAMPLES, key="loc_samples",
+                                 persist_state="session", help="A seeded sample of the test inputs that have a "
+                                 "ground-truth mask (the same inputs for every method and setting).")
+        studies = {m: compute.localisation_mean(lm, test_split, m, settings[m], n_loc, compute=False)
+                   for m in results}
+        missing = [m for m in results if studies[m] is None]
+        if missing and l2.button(f"Compute for {', '.join(METHOD_NAMES[m] for m in missing)}", key="loc_run",
+                                 icon=":material/play_arrow:"):
+            bar = st.progress(0.0, text="Starting…")
+            for j, m in enumerate(missing):
+                def report(f: float, j=j, m=m) -> None:
+                    bar.progress(min(1.0, (j + f) / len(missing)),
+                                 text=f"{METHOD_NAMES[m]} ({j + 1}/{len(missing)}) on {n_loc} inputs… {f:.0%}")
+
+                compute.localisation_mean(lm, test_split, m, settings[m], n_loc, progress=report)
+            bar.empty()
+            st.rerun()  # redraw with the cached means
+        done = {m: s for m, s in studies.items() if s is not None}
+        if done:
+            st.dataframe(pd.DataFrame([
+                {"method": METHOD_NAMES[m], "explains": "SOP" if m == "sop" or not lm.has_twin else "backbone",
+                 "inputs": s["samples"],
+                 **{h: f"{s[k]:.3f} ± {s[k + '_sem']:.3f}" for k, h in LOC_COLUMNS.items()}}
+                for m, s in done.items()]), hide_index=True, key="loc_table")
+        st.caption(f"Mean ± standard error over {n_loc} test inputs with ground truth, each method with the settings "
+                   "above, explaining the class its model predicts. `python -m sop evaluate` reports the same metrics.")
 
     # ----------------------------------------------------------------------- one method up close
     st.markdown("#### Step through one method's curves")

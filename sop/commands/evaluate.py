@@ -11,7 +11,8 @@ DEFAULT_SAMPLES = 50
 def register(sub) -> None:
     from ..explainers import METHODS
     from ..faithfulness import BASELINES, DEFAULT_BASELINE, DEFAULT_STEPS
-    p = sub.add_parser("evaluate", help="faithfulness (insertion/deletion), ground-truth IoU and speed of SOP "
+    p = sub.add_parser("evaluate", help="faithfulness (insertion/deletion), localisation against ground-truth "
+                                        "masks (pointing game, mass and rank accuracy, IoU) and speed of SOP "
                                         "and the baseline explainers, side by side")
     p.add_argument("--model", type=Path, nargs="+",
                    help="SOP checkpoint(s) (*_sop.safetensors); default: every embedded model")

@@ -1,0 +1,151 @@
+"""`sop verify`: does a checkpoint still give what its config records?
+
+Two levels:
+* **quick** -- reload the shipped weights and recompute the recorded test metrics
+  (accuracy, fidelity, groups used, patches per group; backbone twin accuracy).  Same
+  weights and same data must give exactly the same figures.
+* **full** -- rerun the recorded training command into a temporary folder, then compare
+  the new weights with the shipped ones tensor by tensor, and the new metrics with the
+  recorded ones.  Identical weights need the same processor kind (see README,
+  "Reproducibility"); elsewhere the metrics should agree within the seed spread.
+"""
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError, InputError
+
+COMPARED = ("accuracy", "fidelity", "groups_used", "patches_per_group")
+
+
+@dataclass
+class Verdict:
+    checkpoint: str
+    metrics: dict[str, tuple[float | None, float | None]]   # name -> (recorded, recomputed)
+    weights_identical: bool | None = None                   # None: weights not compared (quick)
+    max_weight_diff: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def metrics_identical(self) -> bool:
+        return all(a is not None and b is not None and a == b for a, b in self.metrics.values())
+
+    @property
+    def verdict(self) -> str:
+        if self.weights_identical:
+            return "REPRODUCED: identical weights and metrics"
+        if self.weights_identical is None:
+            return ("OK: the shipped weights give exactly the recorded test metrics" if self.metrics_identical
+                    else "MISMATCH: the shipped weights do not give the recorded test metrics")
+        return ("weights differ (max |diff| %.3g); metrics %s" %
+                (self.max_weight_diff, "identical" if self.metrics_identical else "differ: see the table"))
+
+    def format(self) -> str:
+        lines = [f"{self.checkpoint}", "| metric | recorded | recomputed | difference |", "|---|---:|---:|---:|"]
+        for name, (a, b) in self.metrics.items():
+            diff = "" if a is None or b is None else f"{b - a:+.4g}"
+            lines.append(f"| {name} | {_fmt(a)} | {_fmt(b)} | {diff} |")
+        lines += [f"- {n}" for n in self.notes]
+        lines.append(f"verdict: {self.verdict}")
+        return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.5g}"
+
+
+def recorded_metrics(cfg) -> dict[str, float | None]:
+    m = cfg.training.get("metrics", {})
+    test = m.get("test", {})
+    out = {k: test.get(k) for k in COMPARED}
+    out["backbone_accuracy"] = m.get("backbone_test_accuracy")
+    return out
+
+
+def recompute_metrics(sop_path: Path, backbone_path: Path | None = None) -> dict[str, float | None]:
+    """The test metrics `train_pair` records, recomputed from the checkpoint(s) on disk."""
+    from .checkpoint import load
+    from .data import load_split
+    from .evaluation import twin_path
+    from .model import SOPModel
+    from .train import evaluate_accuracy, sop_statistics
+    model = load(sop_path)
+    if not isinstance(model, SOPModel):
+        raise InputError(f"{Path(sop_path).name} is a plain backbone: verify the *_sop checkpoint")
+    cfg = model.config
+    if not cfg.dataset:
+        raise InputError(f"{Path(sop_path).name} does not record its dataset")
+    backbone_path = backbone_path or twin_path(sop_path)
+    backbone = load(backbone_path) if Path(backbone_path).is_file() else None
+    split = load_split(cfg.dataset, "test", img_size=cfg.img_size, seed=int(cfg.training.get("seed", 0)))
+    stats = sop_statistics(model, split, backbone)
+    out = {k: stats.get(k) for k in COMPARED}
+    out["backbone_accuracy"] = evaluate_accuracy(backbone, split) if backbone is not None else None
+    return out
+
+
+def quick(sop_path, backbone_path=None) -> Verdict:
+    from .checkpoint import read_config
+    rec = recorded_metrics(read_config(sop_path))
+    new = recompute_metrics(Path(sop_path), backbone_path)
+    return Verdict(str(sop_path), {k: (rec[k], new[k]) for k in rec})
+
+
+def compare_weights(a: Path, b: Path) -> tuple[bool, float]:
+    from safetensors.torch import load_file
+    ta, tb = load_file(str(a)), load_file(str(b))
+    if set(ta) != set(tb):
+        return False, float("inf")
+    diff = max((float((ta[k].double() - tb[k].double()).abs().max()) if ta[k].numel() else 0.0) for k in ta)
+    return all(torch.equal(ta[k], tb[k]) for k in ta), diff
+
+
+def retrain_command(recorded: str, out_prefix: Path) -> list[str]:
+    """The recorded `python -m sop train ...` as argv, writing to `out_prefix` instead."""
+    argv = shlex.split(recorded)
+    if argv[:4] != ["python", "-m", "sop", "train"]:
+        raise CheckpointError(f"the recorded command is not a `python -m sop train` command: {recorded!r}")
+    args = argv[3:]
+    if "--out" in args:
+        i = args.index("--out")
+        args = args[:i] + args[i + 2:]
+    return [sys.executable, "-m", "sop", *args, "--out", str(out_prefix)]
+
+
+def full(sop_path, workdir: Path | None = None) -> Verdict:
+    from .checkpoint import read_config
+    from .evaluation import twin_path
+    sop_path = Path(sop_path)
+    cfg = read_config(sop_path)
+    command = cfg.training.get("command")
+    if not command:
+        raise CheckpointError(f"{sop_path.name} records no training command")
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        prefix = Path(tmp) / "retrained"
+        cmd = retrain_command(command, prefix)
+        print("retraining: " + " ".join(shlex.quote(c) for c in cmd[1:]), file=sys.stderr, flush=True)
+        root = Path(__file__).resolve().parent.parent
+        proc = subprocess.run(cmd, cwd=root)
+        if proc.returncode != 0:
+            raise CheckpointError(f"the recorded command failed (exit {proc.returncode})")
+        new_sop, new_bb = Path(f"{prefix}_sop.safetensors"), Path(f"{prefix}_backbone.safetensors")
+        same_sop, diff_sop = compare_weights(sop_path, new_sop)
+        twin = twin_path(sop_path)
+        same_bb, diff_bb = compare_weights(twin, new_bb) if twin.is_file() and new_bb.is_file() else (True, 0.0)
+        rec = recorded_metrics(cfg)
+        new = recorded_metrics(read_config(new_sop))
+        env = read_config(new_sop).training.get("environment", {})
+    v = Verdict(str(sop_path), {k: (rec[k], new[k]) for k in rec}, weights_identical=same_sop and same_bb,
+                max_weight_diff=max(diff_sop, diff_bb))
+    shipped_env = cfg.training.get("environment", {})
+    v.notes.append(f"shipped on: {shipped_env.get('cpu', 'unrecorded')} (pinned: {shipped_env.get('pinned', 'unrecorded')}); "
+                   f"rerun on: {env.get('cpu')} (pinned: {env.get('pinned')})")
+    v.notes.append(f"max |weight diff|: SOP {diff_sop:.3g}, backbone twin {diff_bb:.3g}")
+    return v

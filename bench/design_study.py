@@ -21,12 +21,12 @@ COLUMNS = [("accuracy", "SOP acc."), ("backbone_accuracy", "twin acc."),
            ("grouped_deletion", "g-del. ↓"), ("pointing_game", "pointing ↑"), ("mass_accuracy", "mass ↑"),
            ("rank_accuracy", "rank ↑"), ("groups_used", "groups used"), ("selected_fraction", "covered"),
            ("train_minutes", "train min")]
-DESIGN = ("group_gen", "group_blur", "group_select", "group_dropout", "max_group_frac")
+DESIGN = ("group_gen", "group_blur", "group_select", "group_dropout", "select_scale", "max_group_frac")
 
 
 def knobs(cfg) -> str:
     """The settings that differ from the landed design, as CLI-like text."""
-    defaults = dict(group_gen="learned", group_blur=0.0, group_select="shared", group_dropout=0.0)
+    defaults = dict(group_gen="learned", group_blur=0.0, group_select="shared", group_dropout=0.0, select_scale=1.0)
     out = [f"{k}={getattr(cfg, k)}" for k in DESIGN if k in defaults and getattr(cfg, k) != defaults[k]]
     out.append(f"frac={cfg.max_group_frac}")
     stage = cfg.training.get("sop_stage", {})
@@ -47,7 +47,7 @@ def row_of(report: dict) -> dict:
                 groups_used=m["groups_used"], selected_fraction=m["selected_fraction"],
                 train_minutes=cfg.training.get("metrics", {}).get("train_minutes"),
                 seed=cfg.training.get("seed"),
-                **{k: sop_row.get(k) for k, _ in COLUMNS if k in sop_row})
+                **{k: sop_row.get(k) for k, _ in COLUMNS if k in sop_row and k != "accuracy"})
 
 
 def fmt(k: str, v) -> str:

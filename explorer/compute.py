@@ -89,10 +89,18 @@ class Forward:
     group_logits: np.ndarray   # (G, K)
     pixel_masks: np.ndarray    # (G, H, W)
     group_masks: np.ndarray    # (G, N)
+    class_scores: np.ndarray | None = None   # (G, K) per-class GroupSelect only
+    gates: np.ndarray | None = None          # (G,) the authors' gated GroupGen only
 
     @property
     def prediction(self) -> int:
         return int(self.logits.argmax())
+
+    def contributions(self, k: int) -> np.ndarray:
+        """(G,) what each group adds to the logit of class k; they sum to logits[k]."""
+        scores = self.scores if self.class_scores is None else self.class_scores[:, k]
+        gates = 1.0 if self.gates is None else self.gates
+        return scores * gates * self.group_logits[:, k]
 
     @property
     def order(self) -> list[int]:
@@ -115,7 +123,9 @@ def sop_forward(lm: LoadedModel, x: torch.Tensor, x_key: str | None = None) -> F
         out = lm.model(x)
     f = Forward(probs=out.probs[0].float().numpy(), logits=out.logits[0].float().numpy(),
                 scores=out.group_scores[0].float().numpy(), group_logits=out.group_logits[0].float().numpy(),
-                pixel_masks=out.pixel_masks[0].float().numpy(), group_masks=out.group_masks[0].float().numpy())
+                pixel_masks=out.pixel_masks[0].float().numpy(), group_masks=out.group_masks[0].float().numpy(),
+                class_scores=None if out.class_scores is None else out.class_scores[0].float().numpy(),
+                gates=None if out.group_gates is None else out.group_gates[0].float().numpy())
     return remember(key, f)
 
 

@@ -7,8 +7,10 @@ compares them):
   each row, rescaled so its strongest patch is 1, is a soft group whose zeros are exact.
 * ``"patch"`` (the authors'): the queries are the patch tokens at G evenly spaced grid
   positions; softmax attention over the patches, each row binarised to its top-k patches,
-  and a scalar gate c = (weight inside the top-k) - (weight outside) multiplies what the
-  group predicts, so GroupGen still gets gradients through the hard masks.
+  and a scalar gate c = (weight inside the top-k) - (weight outside) multiplies the
+  group's contribution, so GroupGen still gets gradients through the hard masks.  The
+  gate is a softmax share over *all* patches: it reads the whole input, so this design is
+  faithful only given its groups *and* gates (pixels outside every group move the gates).
 
 Both may blur their attention logits over the patch grid (``group_blur``, a Gaussian
 sigma in patches) so neighbouring patches rise and fall together: coherent groups.
@@ -31,7 +33,7 @@ GROUP_SELECTS = ("shared", "per_class")
 
 
 def gaussian_blur_grid(att: torch.Tensor, grid: tuple[int, int], sigma: float) -> torch.Tensor:
-    """Blur (B, G, N) attention logits over the (gh, gw) patch grid (zero padding)."""
+    """Blur (B, G, N) attention logits over the (gh, gw) patch grid (edge values repeated)."""
     if sigma <= 0:
         return att
     radius = max(1, math.ceil(2 * sigma))
@@ -102,10 +104,11 @@ class PatchQueryGroupGen(nn.Module):
 
     Query g is the token at the g-th of G evenly spaced grid positions (the authors keep
     G evenly spaced candidates out of N), so groups are anchored in the image; each head
-    has its own query and key projections.  A group's mask is exactly 1 on the top-k
-    patches of its softmax row and 0 elsewhere; its gate c_g = (weight inside) -
-    (weight outside) scales what the group predicts (`SOPModel` folds it into the
-    group's logits, so logits = sum_g score_g * group_logits_g still holds).
+    has its own query and key projections and takes every H-th anchor (so each head
+    spans the whole image).  A group's mask is exactly 1 on the top-k patches of its
+    softmax row and 0 elsewhere (k from `max_group_frac`; the authors use 20 %); its
+    gate c_g = (weight inside) - (weight outside) scales its contribution:
+    logits = sum_g score_g * c_g * group_logits_g (`SOPOutput.group_gates`).
     """
     gated = True
 
@@ -117,7 +120,7 @@ class PatchQueryGroupGen(nn.Module):
             raise ValueError(f"num_groups ({num_groups}) must be a multiple of heads ({heads})")
         n = num_patches or (grid[0] * grid[1])
         self.num_groups, self.heads, self.dim = num_groups, heads, dim
-        self.max_patches = max_patches or max(1, round(0.2 * n))   # the authors' k = 20 %
+        self.max_patches = max_patches or max(1, round(0.2 * n))   # None: the authors' k = 20 %
         self.grid, self.blur = grid, blur
         self.norm = nn.LayerNorm(token_dim)
         self.query = nn.Linear(token_dim, heads * dim)
@@ -129,7 +132,7 @@ class PatchQueryGroupGen(nn.Module):
         b, n, _ = tokens.shape
         t = self.norm(tokens)
         per_head = self.num_groups // self.heads
-        anchors = self.anchors.view(self.heads, per_head)            # head h takes its own anchors
+        anchors = self.anchors.view(per_head, self.heads).t()        # head h: anchors h, h+H, h+2H...
         q = self.query(t).view(b, n, self.heads, self.dim)
         k = self.key(t).view(b, n, self.heads, self.dim)
         q = torch.stack([q[:, anchors[h], h] for h in range(self.heads)], 1)   # (B, H, G/H, D)

@@ -29,10 +29,19 @@ class SOPOutput:
     pixel_masks: torch.Tensor     # (B, G, H, W) the same masks at input resolution
     group_scores: torch.Tensor    # (B, G)  sparsemax scores, non-negative, sum to 1 (per-class
                                   #         selection: the scores of the predicted class)
-    group_logits: torch.Tensor    # (B, G, K) what each group alone predicts (times its gate, if gated)
+    group_logits: torch.Tensor    # (B, G, K) what each group alone predicts
     group_embeddings: torch.Tensor  # (B, G, E)
     class_scores: torch.Tensor | None = None  # (B, G, K) per-class selection only: logits[:, k] =
                                                # sum_g class_scores[:, g, k] * group_logits[:, g, k]
+    group_gates: torch.Tensor | None = None   # (B, G) the authors' GroupGen only: logits =
+                                              # sum_g score_g * gate_g * group_logits_g
+
+    @property
+    def selected(self) -> torch.Tensor:
+        """(B, G) bool: groups that enter some class's logit (per class: any class's score > 0)."""
+        if self.class_scores is not None:
+            return (self.class_scores > 0).any(-1)
+        return self.group_scores > 0
 
     @property
     def prediction(self) -> torch.Tensor:
@@ -111,30 +120,32 @@ class SOPModel(nn.Module):
         """GroupGen alone: patch masks (B, G, N)."""
         return self.group_gen(self.adapter.patch_tokens(x))
 
-    def forward(self, x: torch.Tensor, group_masks: torch.Tensor | None = None) -> SOPOutput:
-        """Full SOP pass.  Pass `group_masks` (B, G, N) to evaluate fixed groups."""
+    def forward(self, x: torch.Tensor, group_masks: torch.Tensor | None = None,
+                group_gates: torch.Tensor | None = None) -> SOPOutput:
+        """Full SOP pass.  Pass `group_masks` (B, G, N) (and, for the gated authors' GroupGen,
+        `group_gates` (B, G); default 1) to evaluate fixed groups."""
         self.check_input(x)
-        gates = None
+        gates = group_gates
         if group_masks is None:
             masks, gates = self.group_gen.propose(self.adapter.patch_tokens(x))
         else:
-            masks = group_masks   # fixed groups carry no gates (gate 1)
+            masks = group_masks
         emb, group_logits = self.adapter.forward_groups(x, masks)
-        if gates is not None:
-            group_logits = group_logits * gates.unsqueeze(-1)
+        # The authors' gate scales what a group contributes, not what it predicts alone.
+        weighted = group_logits if gates is None else group_logits * gates.unsqueeze(-1)
         scores = self.group_select(emb, keep=self._dropout_keep(masks))
         class_scores = None
         if scores.ndim == 3:   # per class: each class sums its own weighting of the groups
             class_scores = scores
-            logits = (class_scores * group_logits).sum(1)
+            logits = (class_scores * weighted).sum(1)
             pred = logits.argmax(-1)
             scores = class_scores.gather(2, pred.view(-1, 1, 1).expand(-1, scores.shape[1], 1)).squeeze(2)
         else:
-            logits = torch.einsum("bg,bgk->bk", scores, group_logits)
+            logits = torch.einsum("bg,bgk->bk", scores, weighted)
         return SOPOutput(logits=logits, probs=logits.softmax(-1), group_masks=masks,
                          pixel_masks=self.adapter.pixel_masks(masks, x.shape[-2:]),
                          group_scores=scores, group_logits=group_logits, group_embeddings=emb,
-                         class_scores=class_scores)
+                         class_scores=class_scores, group_gates=gates)
 
     def _dropout_keep(self, masks: torch.Tensor) -> torch.Tensor | None:
         """Training only: hide a random share of groups from GroupSelect (at least one stays),

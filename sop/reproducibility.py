@@ -40,12 +40,26 @@ def ensure_pinned(argv: list[str]) -> None:
     Only on x86-64 (the pinned names are x86 instruction sets); elsewhere nothing is changed
     and `describe()` records that the run was not pinned.
     """
-    if is_pinned() or os.environ.get(_REEXEC_FLAG) or platform.machine().lower() not in ("x86_64", "amd64"):
+    if is_pinned() or os.environ.get(_REEXEC_FLAG) or not has_avx2():
         return
     env = dict(os.environ, **PINNED_ENV, **{_REEXEC_FLAG: "1"})
+    # The interpreter's own flags (torchrun's -u, -X, -W) are kept; sys.orig_argv has them.
+    flags = list(getattr(sys, "orig_argv", [])[1:])
+    flags = flags[: flags.index("-m")] if "-m" in flags else []
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "sop", *argv], env)
+    os.execve(sys.executable, [sys.executable, *flags, "-m", "sop", *argv], env)
+
+
+def has_avx2() -> bool:
+    """x86-64 with AVX2 (what the pinned level needs); elsewhere nothing is pinned."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx2" in line for line in f)
+    except OSError:
+        return False
 
 
 def set_deterministic() -> None:

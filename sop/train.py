@@ -31,7 +31,7 @@ from tqdm import tqdm
 from .checkpoint import save
 from .config import SOPConfig
 from .data import Split, load_split
-from .errors import CheckpointError
+from .errors import CheckpointError, InputError
 from .model import SOPModel, create_backbone, create_model
 from .regularisers import group_penalty
 
@@ -255,7 +255,7 @@ def sop_statistics(model: SOPModel, split: Split, backbone: nn.Module | None = N
         correct += int((pred == y).sum())
         if backbone is not None:
             agree += int((backbone(x).argmax(-1) == pred).sum())
-        selected = out.group_scores > 0
+        selected = out.selected   # per-class selection: groups any class uses
         used += float(selected.sum())
         size += float(((out.group_masks > 0).sum(-1).float() * selected).sum())
         n += len(y)
@@ -278,7 +278,7 @@ def build_config(preset: dict, info, kind: str) -> SOPConfig:
 
 # The SOP design knobs a preset (or the train CLI) may set on the model config; the
 # training penalties (area_weight, tv_weight) live in StageSettings.
-DESIGN_KEYS = ("group_gen", "group_blur", "group_select", "group_dropout")
+DESIGN_KEYS = ("group_gen", "group_blur", "group_select", "group_dropout", "select_scale")
 
 
 def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", backbone_ckpt: Path | None = None,
@@ -320,6 +320,10 @@ def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", bac
             print(f"backbone test accuracy {bb_report['test_accuracy']:.4f} -> {bb_path}", file=sys.stderr)
 
     sop_cfg = build_config(preset, info, "sop")
+    if sop_cfg.group_gen == "patch" and (preset.get("area_weight") or preset.get("tv_weight")):
+        # Its masks are hard top-k sets: no gradient, constant area; the penalties would do nothing.
+        raise InputError("--area-weight/--tv-weight need the learned GroupGen (the authors' hard top-k masks "
+                         "have a fixed area and no gradient)")
     torch.manual_seed(seed)
     model = create_model(sop_cfg.backbone, config=sop_cfg)
     model.backbone.load_state_dict(backbone.state_dict())

@@ -131,8 +131,9 @@ def full(sop_path, workdir: Path | None = None) -> Verdict:
         prefix = Path(tmp) / "retrained"
         cmd = retrain_command(command, prefix)
         print("retraining: " + " ".join(shlex.quote(c) for c in cmd[1:]), file=sys.stderr, flush=True)
-        root = Path(__file__).resolve().parent.parent
-        proc = subprocess.run(cmd, cwd=root)
+        # Run where the user is: relative paths in the recorded command (a backbone checkpoint,
+        # a folder data set) mean what they meant when it was recorded from the same place.
+        proc = subprocess.run(cmd)
         if proc.returncode != 0:
             raise CheckpointError(f"the recorded command failed (exit {proc.returncode})")
         new_sop, new_bb = Path(f"{prefix}_sop.safetensors"), Path(f"{prefix}_backbone.safetensors")

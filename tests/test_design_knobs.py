@@ -31,6 +31,7 @@ def test_per_class_scores_make_up_each_class_logit():
         torch.testing.assert_close(out.group_scores[b], out.class_scores[b, :, pred[b]])
         torch.testing.assert_close(out.scores_for(2)[b], out.class_scores[b, :, 2])
     assert (out.class_scores == 0).any(), "sparsemax over groups should give exact zeros per class"
+    torch.testing.assert_close(out.selected, (out.class_scores > 0).any(-1))
 
 
 def test_per_class_explanation_follows_the_target():
@@ -57,9 +58,14 @@ def test_authors_group_gen_gives_binary_top_k_groups_and_gated_logits():
     assert set(out.group_masks.unique().tolist()) <= {0.0, 1.0}
     assert ((out.group_masks > 0).sum(-1) == k).all()
     assert ((gates >= -1) & (gates <= 1)).all()
-    torch.testing.assert_close(out.group_logits, raw_logits * gates.unsqueeze(-1))
-    manual = (out.group_scores.unsqueeze(-1) * out.group_logits).sum(1)
+    torch.testing.assert_close(out.group_gates, gates)
+    torch.testing.assert_close(out.group_logits, raw_logits)      # what each group alone predicts
+    manual = ((out.group_scores * out.group_gates).unsqueeze(-1) * out.group_logits).sum(1)
     torch.testing.assert_close(out.logits, manual, rtol=0, atol=1e-6)
+    # replaying the same groups and gates gives the same logits
+    with torch.no_grad():
+        again = model(x, group_masks=out.group_masks, group_gates=out.group_gates)
+    torch.testing.assert_close(again.logits, out.logits)
     # gradients reach GroupGen through the gates although the masks are hard
     model.train()
     model(x).logits.sum().backward()
@@ -140,3 +146,18 @@ def test_design_knobs_round_trip_through_checkpoints(tmp_path):
 def test_bad_design_settings_are_refused(kw):
     with pytest.raises(InputError):
         tiny(**kw)
+
+
+@pytest.mark.parametrize("kw", [dict(group_select="per_class"), dict(group_gen="patch"), {}])
+def test_explorer_contributions_add_up_to_each_logit(kw):
+    """The Mistakes page splits a margin into per-group contributions; they must sum exactly."""
+    from explorer.compute import Forward
+    model = tiny(**kw)
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 32, 32))
+    f = Forward(out.probs[0].numpy(), out.logits[0].numpy(), out.group_scores[0].numpy(),
+                out.group_logits[0].numpy(), out.pixel_masks[0].numpy(), out.group_masks[0].numpy(),
+                class_scores=None if out.class_scores is None else out.class_scores[0].numpy(),
+                gates=None if out.group_gates is None else out.group_gates[0].numpy())
+    for k in range(5):
+        assert f.contributions(k).sum() == pytest.approx(float(out.logits[0, k]), abs=1e-5)

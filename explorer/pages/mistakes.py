@@ -134,7 +134,8 @@ if example is not None:
     st.divider()
     st.markdown(f"#### Test example #{example}: true **{ui.plain(names[true])}**, predicted "
                 f"**{ui.plain(names[pred])}**")
-    contrib = fwd.scores * (fwd.group_logits[:, pred] - fwd.group_logits[:, true])
+    # Each group's share of the margin logit[pred] - logit[true] (per-class scores: each class its own).
+    contrib = fwd.contributions(pred) - fwd.contributions(true)
     drivers = [int(g) for g in np.argsort(-contrib, kind="stable")]
     a, b, c = st.columns([1, 1, 1.3], gap="large")
     with a:
@@ -152,9 +153,9 @@ if example is not None:
         wrong = [g for g in drivers if contrib[g] > 0]
         if wrong:
             parts = ", ".join(f"group {g} ({contrib[g]:+.2f})" for g in wrong[:3])
-            st.markdown(f"**Which groups drove the wrong class:** {parts}. Each number is score × (logit of "
-                        f"{ui.plain(names[pred])} − logit of {ui.plain(names[true])}) for that group alone; they add "
-                        f"up to the margin {fwd.logits[pred] - fwd.logits[true]:+.2f} by which "
+            st.markdown(f"**Which groups drove the wrong class:** {parts}. Each number is what that group adds to the logit of "
+                        f"{ui.plain(names[pred])} minus what it adds to the logit of {ui.plain(names[true])} "
+                        f"(score × its own logit, per class); they add up to the margin {fwd.logits[pred] - fwd.logits[true]:+.2f} by which "
                         f"{ui.plain(names[pred])} beat {ui.plain(names[true])}.")
         g1, g2 = st.columns(2, gap="large")
         g1.plotly_chart(charts.contribution_figure(contrib, drivers, title="Push towards the wrong class, per group"),

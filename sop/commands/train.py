@@ -22,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("--group-blur", type=float, help="Gaussian sigma, in patches, over GroupGen's attention")
     p.add_argument("--group-select", choices=("shared", "per_class"),
                    help="GroupSelect: class-agnostic scores or one score per group and class (authors')")
+    p.add_argument("--select-scale", type=float,
+                   help="initial inverse temperature of GroupSelect's sparsemax (larger: fewer groups get a score)")
     p.add_argument("--group-dropout", type=float, help="training: share of groups hidden from GroupSelect")
     p.add_argument("--area-weight", type=float, help="training penalty on the area of the selected groups")
     p.add_argument("--tv-weight", type=float, help="training total-variation penalty (compact groups)")
@@ -57,7 +59,7 @@ def run(args) -> int:
                       ("sop_epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
                       ("backbone_lr", "backbone_lr"), ("max_group_frac", "max_group_frac"), ("threads", "threads"),
                       ("group_gen", "group_gen"), ("group_blur", "group_blur"), ("group_select", "group_select"),
-                      ("group_dropout", "group_dropout"), ("area_weight", "area_weight"), ("tv_weight", "tv_weight")]:
+                      ("group_dropout", "group_dropout"), ("select_scale", "select_scale"), ("area_weight", "area_weight"), ("tv_weight", "tv_weight")]:
         if getattr(args, attr) is not None:
             preset[key] = getattr(args, attr)
     if args.patch_size is not None:

@@ -9,6 +9,7 @@ Every figure is read from the reports and the checkpoints they name; nothing is 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -21,13 +22,13 @@ COLUMNS = [("accuracy", "SOP acc."), ("backbone_accuracy", "twin acc."),
            ("grouped_deletion", "g-del. ↓"), ("pointing_game", "pointing ↑"), ("mass_accuracy", "mass ↑"),
            ("rank_accuracy", "rank ↑"), ("groups_used", "groups used"), ("selected_fraction", "covered"),
            ("train_minutes", "train min")]
-DESIGN = ("group_gen", "group_blur", "group_select", "group_dropout", "select_scale", "max_group_frac")
+DESIGN = ("group_gen", "group_blur", "group_select", "group_dropout", "select_scale")
 
 
 def knobs(cfg) -> str:
     """The settings that differ from the landed design, as CLI-like text."""
-    defaults = dict(group_gen="learned", group_blur=0.0, group_select="shared", group_dropout=0.0, select_scale=1.0)
-    out = [f"{k}={getattr(cfg, k)}" for k in DESIGN if k in defaults and getattr(cfg, k) != defaults[k]]
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
+    out = [f"{k}={getattr(cfg, k)}" for k in DESIGN if getattr(cfg, k) != defaults[k]]
     out.append(f"frac={cfg.max_group_frac}")
     stage = cfg.training.get("sop_stage", {})
     out += [f"{k}={stage[k]}" for k in ("area_weight", "tv_weight") if stage.get(k)]

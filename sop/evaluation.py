@@ -84,7 +84,7 @@ def model_statistics(model: SOPModel, backbone: nn.Module | None, split: Split, 
             bb_pred = logits_of(backbone, x).argmax(-1)
             bb_correct += int((bb_pred == y).sum())
             agree += int((bb_pred == pred).sum())
-        selected = out.selected   # per-class selection: groups any class uses                                   # (B, G)
+        selected = out.selected                                           # (B, G); per class: any class
         inside = out.pixel_masks > 0                                      # (B, G, H, W)
         used += float(selected.sum())
         pixels += float((inside.flatten(2).sum(-1) * selected).sum())

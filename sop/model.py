@@ -54,8 +54,14 @@ class SOPOutput:
         """(B, G) group scores that make up the logit of `target` (an int or (B,) classes)."""
         if self.class_scores is None:
             return self.group_scores
-        t = torch.as_tensor(target, device=self.class_scores.device).long().expand(self.class_scores.shape[0])
-        return self.class_scores.gather(2, t.view(-1, 1, 1).expand(-1, self.class_scores.shape[1], 1)).squeeze(2)
+        return class_column(self.class_scores, target)
+
+
+def class_column(class_scores: torch.Tensor, target: int | torch.Tensor) -> torch.Tensor:
+    """(B, G) column of (B, G, K) per-class scores for `target` (an int or (B,) classes)."""
+    b, g, _ = class_scores.shape
+    t = torch.as_tensor(target, device=class_scores.device).long().expand(b)
+    return class_scores.gather(2, t.view(-1, 1, 1).expand(-1, g, 1)).squeeze(2)
 
 
 def create_backbone(cfg: SOPConfig, pretrained: bool = False) -> nn.Module:
@@ -138,8 +144,7 @@ class SOPModel(nn.Module):
         if scores.ndim == 3:   # per class: each class sums its own weighting of the groups
             class_scores = scores
             logits = (class_scores * weighted).sum(1)
-            pred = logits.argmax(-1)
-            scores = class_scores.gather(2, pred.view(-1, 1, 1).expand(-1, scores.shape[1], 1)).squeeze(2)
+            scores = class_column(class_scores, logits.argmax(-1))
         else:
             logits = torch.einsum("bg,bgk->bk", scores, weighted)
         return SOPOutput(logits=logits, probs=logits.softmax(-1), group_masks=masks,

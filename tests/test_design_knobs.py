@@ -15,12 +15,17 @@ def tiny(**kw):
                         backbone_kwargs=TINY_VIT, **kw).eval()
 
 
-def test_per_class_scores_make_up_each_class_logit():
+def per_class_output(batch: int):
+    """A per-class model with spread selection logits (exact zeros), and its output on random inputs."""
     model = tiny(group_select="per_class")
     model.group_select.log_scale.data.fill_(3.0)
-    x = torch.randn(3, 3, 32, 32)
+    x = torch.randn(batch, 3, 32, 32)
     with torch.no_grad():
-        out = model(x)
+        return model, x, model(x)
+
+
+def test_per_class_scores_make_up_each_class_logit():
+    _, _, out = per_class_output(3)
     assert out.class_scores.shape == (3, 6, 5)
     torch.testing.assert_close(out.class_scores.sum(1), torch.ones(3, 5))
     manual = (out.class_scores.double() * out.group_logits.double()).sum(1)
@@ -36,11 +41,7 @@ def test_per_class_scores_make_up_each_class_logit():
 
 def test_per_class_explanation_follows_the_target():
     from sop.explainers import explain
-    model = tiny(group_select="per_class")
-    model.group_select.log_scale.data.fill_(3.0)
-    x = torch.randn(1, 3, 32, 32)
-    with torch.no_grad():
-        out = model(x)
+    model, x, out = per_class_output(1)
     for t in (0, 3):
         e = explain(model, x, "sop", target=t)
         torch.testing.assert_close(e.scores, out.class_scores[0, :, t])

@@ -59,7 +59,8 @@ def run(args) -> int:
                       ("sop_epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
                       ("backbone_lr", "backbone_lr"), ("max_group_frac", "max_group_frac"), ("threads", "threads"),
                       ("group_gen", "group_gen"), ("group_blur", "group_blur"), ("group_select", "group_select"),
-                      ("group_dropout", "group_dropout"), ("select_scale", "select_scale"), ("area_weight", "area_weight"), ("tv_weight", "tv_weight")]:
+                      ("group_dropout", "group_dropout"), ("select_scale", "select_scale"),
+                      ("area_weight", "area_weight"), ("tv_weight", "tv_weight")]:
         if getattr(args, attr) is not None:
             preset[key] = getattr(args, attr)
     if args.patch_size is not None:
@@ -85,8 +86,7 @@ def apply_patch_size(preset: dict, patch: int) -> None:
     if "patch_size" in preset.get("backbone_kwargs", {}):
         preset["backbone_kwargs"] = dict(preset["backbone_kwargs"], patch_size=patch)
     else:
-        size = preset.get("img_size") or {"digits": (32, 32), "parts": (32, 32)}.get(preset["dataset"])
-        if size is None:
-            raise InputError("--patch-size with this backbone needs the preset's img_size")
+        from ..data import load_split
+        size = preset.get("img_size") or load_split(preset["dataset"], "val").info.img_size
         grid = tuple(max(1, s // patch) for s in size)
         preset["adapter_kwargs"] = dict(preset.get("adapter_kwargs", {}), grid=grid)

@@ -27,6 +27,12 @@ def tv_penalty(masks: torch.Tensor, scores: torch.Tensor, grid: tuple[int, int])
     return (scores * tv / n).sum(-1).mean()
 
 
+def ramp_factor(step: int, ramp_steps: int) -> float:
+    """Share of the penalty weights in force at a training step: 0 -> 1 linearly over ramp_steps
+    (1 throughout when ramp_steps <= 0), so the model can learn to classify first."""
+    return 1.0 if ramp_steps <= 0 else min(1.0, step / ramp_steps)
+
+
 def group_penalty(out, target: torch.Tensor, grid: tuple[int, int], area: float = 0.0,
                   tv: float = 0.0) -> torch.Tensor | float:
     """The weighted sum of the penalties for one SOPOutput (0.0 when both weights are 0)."""

@@ -33,7 +33,7 @@ from .config import SOPConfig
 from .data import Split, load_split
 from .errors import CheckpointError, InputError
 from .model import SOPModel, create_backbone, create_model
-from .regularisers import group_penalty
+from .regularisers import group_penalty, ramp_factor
 
 
 @dataclass
@@ -51,6 +51,7 @@ class StageSettings:
     max_steps: int | None = None       # stop early (tests, smoke runs)
     area_weight: float = 0.0           # SOP stage: penalty on the area of the selected groups
     tv_weight: float = 0.0             # SOP stage: total-variation penalty (compact groups)
+    penalty_ramp_epochs: float = 0.0   # SOP stage: raise both penalties linearly from 0 over this many epochs
 
 
 @dataclass
@@ -212,7 +213,10 @@ def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
             logits = out.logits if hasattr(out, "logits") else out
             loss = F.cross_entropy(logits, y)
             if hasattr(out, "group_masks"):
-                loss = loss + group_penalty(out, y, inner.adapter.grid, s.area_weight, s.tv_weight)
+                # A ramp lets the model learn to classify before the penalties shrink its groups
+                # (a full-weight TV penalty from step 0 collapsed one parts run to single-patch groups).
+                ramp = ramp_factor(step, int(s.penalty_ramp_epochs * len(loader)))
+                loss = loss + group_penalty(out, y, inner.adapter.grid, ramp * s.area_weight, ramp * s.tv_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -330,6 +334,7 @@ def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", bac
     resume_sop = resume if resume is not None and _state_stage(resume) == "sop" else None
     s = StageSettings(epochs=preset["sop_epochs"], lr=preset["lr"], backbone_lr=preset.get("backbone_lr", 0.0),
                       area_weight=preset.get("area_weight", 0.0), tv_weight=preset.get("tv_weight", 0.0),
+                      penalty_ramp_epochs=preset.get("penalty_ramp_epochs", 0.0),
                       resume=resume_sop, state_path=state_dir / f"{out.name}_sop.state.safetensors", **common)
     report = fit(model, splits["train"], splits["val"], s, "sop", d)
     model.cpu()
@@ -340,7 +345,8 @@ def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", bac
     from .reproducibility import describe
     sop_cfg.training = dict(command=command, seed=seed, metrics=metrics, environment=describe(),
                             sop_stage=dict(epochs=s.epochs, lr=s.lr, backbone_lr=s.backbone_lr,
-                                           area_weight=s.area_weight, tv_weight=s.tv_weight))
+                                           area_weight=s.area_weight, tv_weight=s.tv_weight,
+                                           penalty_ramp_epochs=s.penalty_ramp_epochs))
     if d.main:
         save(model, sop_path, sop_cfg)
         print(json.dumps(dict(backbone_test_accuracy=metrics["backbone_test_accuracy"], **stats), indent=2))

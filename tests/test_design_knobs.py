@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from sop import InputError, create_model, load, save
-from sop.regularisers import area_penalty, group_penalty, tv_penalty
+from sop.regularisers import area_penalty, group_penalty, ramp_factor, tv_penalty
 
 from conftest import TINY_VIT
 
@@ -114,6 +114,13 @@ def test_penalties_measure_area_and_fragmentation():
     assert tv_penalty(scattered, s, grid) == pytest.approx(12 / 16)
 
 
+def test_penalty_ramp_starts_at_zero_and_reaches_full_weight():
+    assert ramp_factor(0, 10) == 0.0
+    assert ramp_factor(5, 10) == 0.5
+    assert ramp_factor(25, 10) == 1.0
+    assert ramp_factor(0, 0) == 1.0          # no ramp: full weight from the first step
+
+
 def test_penalties_train_groups_smaller():
     model = tiny(max_group_frac=1.0)
     model.train()
@@ -162,3 +169,13 @@ def test_explorer_contributions_add_up_to_each_logit(kw):
                 gates=None if out.group_gates is None else out.group_gates[0].numpy())
     for k in range(5):
         assert f.contributions(k).sum() == pytest.approx(float(out.logits[0, k]), abs=1e-5)
+
+
+def test_training_penalties_and_their_ramp_are_recorded(tmp_path):
+    from sop.cli import main
+    from sop import read_config
+    assert main(["train", "--preset", "digits", "--backbone-epochs", "1", "--epochs", "1", "--groups", "4",
+                 "--max-steps", "2", "--tv-weight", "0.5", "--area-weight", "0.25", "--penalty-ramp", "1.5",
+                 "--no-pin", "--out", str(tmp_path / "m")]) == 0
+    stage = read_config(tmp_path / "m_sop.safetensors").training["sop_stage"]
+    assert (stage["tv_weight"], stage["area_weight"], stage["penalty_ramp_epochs"]) == (0.5, 0.25, 1.5)

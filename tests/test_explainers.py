@@ -186,7 +186,10 @@ def test_every_method_runs_on_the_embedded_models(name):
         exp = explain(model if method == "sop" else backbone, x, method, **small)
         assert exp.attribution.shape == x.shape[-2:], method
         assert torch.isfinite(exp.attribution).all(), method
-        assert exp.attribution.abs().sum() > 0, f"{method} gave an all-zero map"
+        if method == "gradcam":  # ReLU(sum of weighted channels) is legitimately all zero on some inputs
+            assert (exp.attribution >= 0).all()
+        else:
+            assert exp.attribution.abs().sum() > 0, f"{method} gave an all-zero map"
 
 
 def test_gradcam_skips_conv_maps_too_small_to_localise():

@@ -128,12 +128,16 @@ def test_agrees_with_quantus_on_real_parts_scenes():
 def _compare(runs, split, masks, positives, reference) -> int:
     """Assert agreement on every input; return how many SOP maps have a tie across the K-th place."""
     from sop.explainers import explain
-    straddling = 0
+    straddling, skipped = 0, {}
     for method, on, settings in runs:
         for i in positives:
             x = split.dataset[int(i)][0].unsqueeze(0)
             a = explain(on, x, method, **settings).attribution.numpy()
             ours = localisation_scores(a, masks[i])
+            if not a.any():  # Grad-CAM can give an all-zero map; quantus refuses those, we give no mass
+                assert np.isnan(ours["mass_accuracy"]), (method, int(i))
+                skipped[method] = skipped.get(method, 0) + 1
+                continue
             for name, metric in reference.items():
                 theirs = metric(model=None, x_batch=x.numpy(), y_batch=np.array([1]), a_batch=a[None],
                                 s_batch=masks[i][None, None])
@@ -142,4 +146,7 @@ def _compare(runs, split, masks, positives, reference) -> int:
                 flat, k = a.ravel(), int(masks[i].sum())
                 kth = np.sort(flat)[::-1][k - 1]
                 straddling += int((flat > kth).sum() < k < (flat >= kth).sum())
+    # every method but Grad-CAM (all-zero on 10 of these 24 scenes) is compared on all of them
+    compared = {m: len(positives) - skipped.get(m, 0) for m, _, _ in runs}
+    assert all(n >= 20 for m, n in compared.items() if m != "gradcam") and compared["gradcam"] >= 5, compared
     return straddling

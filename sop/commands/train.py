@@ -27,6 +27,8 @@ def register(sub) -> None:
     p.add_argument("--group-dropout", type=float, help="training: share of groups hidden from GroupSelect")
     p.add_argument("--area-weight", type=float, help="training penalty on the area of the selected groups")
     p.add_argument("--tv-weight", type=float, help="training total-variation penalty (compact groups)")
+    p.add_argument("--penalty-ramp", type=float,
+                   help="raise --area-weight/--tv-weight linearly from 0 over this many SOP epochs")
     p.add_argument("--backbone-epochs", type=int)
     p.add_argument("--epochs", type=int, help="SOP epochs")
     p.add_argument("--batch-size", type=int)
@@ -60,7 +62,8 @@ def run(args) -> int:
                       ("backbone_lr", "backbone_lr"), ("max_group_frac", "max_group_frac"), ("threads", "threads"),
                       ("group_gen", "group_gen"), ("group_blur", "group_blur"), ("group_select", "group_select"),
                       ("group_dropout", "group_dropout"), ("select_scale", "select_scale"),
-                      ("area_weight", "area_weight"), ("tv_weight", "tv_weight")]:
+                      ("area_weight", "area_weight"), ("tv_weight", "tv_weight"),
+                      ("penalty_ramp_epochs", "penalty_ramp")]:
         if getattr(args, attr) is not None:
             preset[key] = getattr(args, attr)
     if args.patch_size is not None:

@@ -189,6 +189,9 @@ def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
     inner = model
     total = s.epochs * len(loader)
     warmup = int(s.warmup_epochs * len(loader))
+    # The penalty ramp lets the model learn to classify before the penalties shrink its groups
+    # (a full-weight TV penalty from step 0 collapsed one parts run to single-patch groups).
+    ramp_steps = int(s.penalty_ramp_epochs * len(loader))
     start_epoch, best_acc, best_state, step = 0, -1.0, None, 0
     if s.resume is not None:
         meta = load_state(Path(s.resume), model, opt)
@@ -213,9 +216,7 @@ def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
             logits = out.logits if hasattr(out, "logits") else out
             loss = F.cross_entropy(logits, y)
             if hasattr(out, "group_masks"):
-                # A ramp lets the model learn to classify before the penalties shrink its groups
-                # (a full-weight TV penalty from step 0 collapsed one parts run to single-patch groups).
-                ramp = ramp_factor(step, int(s.penalty_ramp_epochs * len(loader)))
+                ramp = ramp_factor(step, ramp_steps)
                 loss = loss + group_penalty(out, y, inner.adapter.grid, ramp * s.area_weight, ramp * s.tv_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()

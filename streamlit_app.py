@@ -8,27 +8,22 @@ misclassified examples) and Theory.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import streamlit as st
+import torch
 
-ROOT = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:  # `streamlit run` from elsewhere: make `sop` and `explorer` importable
-    sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
+import explorer  # installed with `sop` (pip install -e .; scripts/setup_env.sh does it)
+from explorer.icon import app_icon
 
 torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
-
-from sop.visualize import app_icon  # noqa: E402
 
 # The icon is drawn locally: a material-symbol favicon would be fetched from Google's CDN.
 st.set_page_config(page_title="SOP Explorer", page_icon=app_icon(), layout="wide",
                    initial_sidebar_state="expanded",
                    menu_items={"About": "SOP Explorer: Sum-of-Parts self-attributing models (arXiv 2310.16316)."})
 
-PAGES = ROOT / "explorer" / "pages"
+PAGES = Path(explorer.__file__).resolve().parent / "pages"  # the pages of the package imported above
 pages = [
     st.Page(PAGES / "explain.py", title="Explain", icon=":material/visibility:", url_path="explain", default=True),
     st.Page(PAGES / "compare.py", title="Compare methods", icon=":material/compare:", url_path="compare"),

@@ -1,6 +1,6 @@
 """Seconds per explanation for every method, and what an insertion/deletion call costs.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_explainers.py [--model assets/models/digits_sop.safetensors]
+    .venv/bin/python bench/bench_explainers.py [--model assets/models/digits_sop.safetensors]
 
 1. Every method explains the same test input at its default settings; SOP runs on the
    SOP model, the baselines on its backbone twin (the same backbone SOP wraps).  The
@@ -15,20 +15,17 @@ Not a test: timings depend on the machine and on whatever else it runs.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import sop  # noqa: E402
-from sop.data import load_split  # noqa: E402
-from sop.evaluation import twin_path  # noqa: E402
-from sop.explainers import METHODS, default_settings, explain, model_grid  # noqa: E402
+import sop
+from sop.data import load_split
+from sop.evaluation import twin_path
+from sop.explainers import METHODS, default_settings, explain, model_grid
 from sop.faithfulness import BASELINES, DEFAULT_STEPS, cumulative_sets, insertion_deletion, perturb, \
-    target_probabilities  # noqa: E402
+    target_probabilities
 
 
 def best_time(fn, repeats: int) -> float:

@@ -9,7 +9,8 @@ number of explanations grows.
 
 Prints: RSS after the first --early explanations and after --explanations in all, the
 growth between them, and seconds per round (all pages loaded and explained).
-Run:  PYTHONPATH=. .venv/bin/python bench/bench_load.py [--pages 8] [--explanations 200] [--early 20]
+Run:  PYTHONPATH=tests .venv/bin/python bench/bench_load.py [--pages 8] [--explanations 200] [--early 20]
+(`sop` comes from the editable install scripts/setup_env.sh makes; PYTHONPATH=tests for browser_support.)
 The pages are driven from one thread with Playwright's sync API: every page is sent to its
 URL first (without waiting), then each is awaited, so the server serves them concurrently.
 Not a test: the machines are shared, so quote figures from one run.
@@ -17,20 +18,16 @@ Not a test: the machines are shared, so quote figures from one run.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
+import psutil
+import torch
+
+import sop
+from sop.data import load_split
+
 ROOT = Path(__file__).resolve().parent.parent
-for p in (ROOT, ROOT / "tests"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
-
-import psutil  # noqa: E402
-import torch  # noqa: E402
-
-import sop  # noqa: E402
-from sop.data import load_split  # noqa: E402
 
 MODEL = "digits"
 TIMEOUT_MS = 180_000

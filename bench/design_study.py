@@ -12,11 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 COLUMNS = [("accuracy", "SOP acc."), ("backbone_accuracy", "twin acc."), ("fidelity", "fidelity"),
            ("insertion", "ins. ↑"), ("deletion", "del. ↓"), ("grouped_insertion", "g-ins. ↑"),

@@ -8,7 +8,6 @@ SOP_DOCS_SCREENSHOTS=1 the documentation screenshots in docs/screenshots/ are re
 from __future__ import annotations
 
 import re
-import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -22,10 +21,8 @@ from sop.faithfulness import insertion_deletion
 from sop.image_io import image_to_tensor, load_image
 from sop.visualize import group_assignment
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # browser_support, whatever pytest's import mode
-from browser_support import (ARTIFACTS, CHROMIUM,  # noqa: E402
-                              CHROMIUM_ARGS, ConsoleWatch, StreamlitServer, free_port,
-                              require_browser, screenshot, wait_idle)
+from browser_support import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ConsoleWatch,  # tests/ is on pytest's pythonpath
+                             StreamlitServer, free_port, require_browser, screenshot, wait_idle)
 
 pytestmark = pytest.mark.browser
 

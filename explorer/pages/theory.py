@@ -5,21 +5,14 @@ Everything on this page comes from `sop.theory`: the table and plot from the sam
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # run as a lone script: make `sop` importable
-    sys.path.insert(0, str(ROOT))
-
-from sop.errors import InputError  # noqa: E402
-from sop.theory import (Row, analyse, brute_force_lp, exact_grouped_attribution,  # noqa: E402
-                        figure, make_polynomial, model_table, shapley_values)
-from sop.theory.polynomials import features_of  # noqa: E402
+from sop.errors import InputError
+from sop.theory import (Row, analyse, brute_force_lp, exact_grouped_attribution, figure, make_polynomial,
+                        model_table, shapley_values)
+from sop.theory.polynomials import features_of
 
 TABLE_COLUMNS = {
     "d": "d",

@@ -8,14 +8,24 @@ import numpy as np
 import plotly.graph_objects as go
 
 from sop.faithfulness import Curve
+from sop.methods import get_method, list_methods, sop_only
 from sop.visualize import group_colour, to_png, upscale
 
 CONFIG = {"displayModeBar": False, "responsive": True}
 INSERTION, DELETION = "#16a34a", "#dc2626"
 PREDICTED, TRUE, OTHER = "#2563eb", "#16a34a", "#cbd5e1"
-METHOD_COLOURS = {"sop": "#2563eb", "lime": "#f59e0b", "kernelshap": "#8b5cf6", "ig": "#10b981",
-                  "gradcam": "#ef4444", "rise": "#ec4899", "occlusion": "#64748b"}
+# Method colours by registration order (sop.methods.list_methods()): the built-ins keep their colours and
+# a newly registered method takes the next one.
+METHOD_PALETTE = ("#2563eb", "#f59e0b", "#8b5cf6", "#10b981", "#ef4444", "#ec4899", "#64748b",
+                  "#0891b2", "#a16207", "#be123c", "#4d7c0f", "#7c3aed")
+UNKNOWN_METHOD = "#111827"
 FONT = dict(family="Inter, system-ui, sans-serif", size=13, color="#1f2937")
+
+
+def method_colour(method: str) -> str:
+    """The colour of a registered method (its swatch, its curves)."""
+    methods = list_methods()
+    return METHOD_PALETTE[methods.index(method) % len(METHOD_PALETTE)] if method in methods else UNKNOWN_METHOD
 
 
 def point_data(point: dict, i: int = 0):
@@ -117,17 +127,17 @@ def curves_figure(curves: dict[str, Curve], *, step: int | None = None, title: s
     return _layout(fig, height, clickmode="event+select", legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
 
 
-def compare_curves_figure(per_method: dict[str, dict[str, Curve]], kind: str, names: dict[str, str],
-                          height: int = 320) -> go.Figure:
-    """One curve kind for every method (methods in METHOD_COLOURS)."""
+def compare_curves_figure(per_method: dict[str, dict[str, Curve]], kind: str, height: int = 320) -> go.Figure:
+    """One curve kind for every registered method in `per_method` (labels and colours from the registry;
+    a method for SOP models only -- SOP's own explanation -- drawn thicker)."""
     fig = go.Figure()
     for method, curves in per_method.items():
         c = curves[kind]
+        info = get_method(method)
         fig.add_trace(go.Scatter(x=c.fractions, y=c.scores, mode="lines+markers", marker=dict(size=5),
-                                 name=f"{names.get(method, method)} ({c.auc:.3f})",
-                                 line=dict(color=METHOD_COLOURS.get(method, "#111827"),
-                                           width=3 if method == "sop" else 2),
-                                 hovertemplate=f"{names.get(method, method)}: %{{x:.0%}} → %{{y:.3f}}<extra></extra>"))
+                                 name=f"{info.label} ({c.auc:.3f})",
+                                 line=dict(color=method_colour(method), width=3 if info.supports is sop_only else 2),
+                                 hovertemplate=f"{info.label}: %{{x:.0%}} → %{{y:.3f}}<extra></extra>"))
     fig.update_xaxes(title_text=f"fraction of pixels {'inserted' if kind == 'insertion' else 'deleted'}",
                      range=[-0.02, 1.02], tickformat=".0%")
     fig.update_yaxes(title_text="probability", range=[-0.02, 1.05])

@@ -16,28 +16,67 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import streamlit as st
 import torch
 
+from sop.errors import InputError
 from sop.evaluation import localisation_study
-from sop.explainers import METHODS, Explanation, default_settings, explain
-from sop.faithfulness import BASELINES, Curve, group_sizes_of, insertion_deletion
+from sop.explainers import Explanation, explain
+from sop.faithfulness import BASELINES, DEFAULT_STEPS, Curve, group_sizes_of, insertion_deletion
 from sop.localisation import ground_truth_masks
+from sop.methods import MethodInfo, get_method, is_method, list_methods
 
 from .models import LoadedModel, compute_lock
 
-# Methods cheap enough to run without asking (a handful of forward passes); the others
-# (hundreds to thousands of forward passes) run on request with a progress bar.
-CHEAP_METHODS = ("sop", "gradcam", "occlusion")
-METHOD_NAMES = {"sop": "SOP", "lime": "LIME", "kernelshap": "KernelSHAP", "ig": "Integrated Gradients",
-                "gradcam": "Grad-CAM", "rise": "RISE", "occlusion": "Occlusion"}
-SAMPLED = {"lime": "n_samples", "kernelshap": "n_samples", "rise": "n_masks", "ig": "n_steps"}
+# Every method, its label, cost (cheap ones run without asking; expensive ones, hundreds to
+# thousands of forward passes, on request with a progress bar) and sample budget come from
+# the registry, sop.methods: a method registered there appears here with no other change.
 MODES = ("pixel", "grouped")
-DEFAULT_STEPS = 16
+# lm.model_for / key_for / describe_for answer for "the model a post-hoc method explains"
+# (the backbone twin, or the SOP model without one) given any name but SOP's own.
+POST_HOC = "post-hoc"
+
+
+class _Labels(Mapping):
+    """method name -> label, read live from the registry (for callers that want a mapping, e.g. export)."""
+
+    def __getitem__(self, name: str) -> str:
+        if not is_method(name):
+            raise KeyError(name)
+        return get_method(name).label
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list_methods())
+
+    def __len__(self) -> int:
+        return len(list_methods())
+
+
+METHOD_NAMES = _Labels()
+
+
+def methods_for(lm: LoadedModel) -> list[str]:
+    """The registered methods that can explain the model each would explain here, in registry order."""
+    return [m for m in list_methods() if get_method(m).supports(lm.model_for(m)[0])]
+
+
+def label(method: str) -> str:
+    return get_method(method).label
+
+
+def is_cheap(method: str) -> bool:
+    return get_method(method).cheap
+
+
+def sampled_methods() -> list[MethodInfo]:
+    """Methods whose work is a number of random samples (the Compare page's budget applies to them)."""
+    return [get_method(m) for m in list_methods(samples=True)]
+
 
 Progress = Callable[[float], None] | None
 
@@ -131,11 +170,11 @@ def sop_forward(lm: LoadedModel, x: torch.Tensor, x_key: str | None = None) -> F
 
 def backbone_prediction(lm: LoadedModel, x: torch.Tensor, x_key: str | None = None) -> np.ndarray:
     """Softmax probabilities (K,) of the model the baselines explain."""
-    key = _key("backbone-probs", lm.key_for("lime"), x_key or tensor_key(x))
+    key = _key("backbone-probs", lm.key_for(POST_HOC), x_key or tensor_key(x))
     hit = cached(key)
     if hit is not None:
         return hit
-    model, _ = lm.model_for("lime")
+    model, _ = lm.model_for(POST_HOC)
     with torch.no_grad():
         out = model(x)
     logits = out.logits if hasattr(out, "logits") else out
@@ -145,11 +184,9 @@ def backbone_prediction(lm: LoadedModel, x: torch.Tensor, x_key: str | None = No
 # --------------------------------------------------------------------------- explanations
 
 def method_settings(method: str, budget: int | None = None) -> dict:
-    """The settings an explanation runs with: the library defaults, with the sample budget applied."""
-    s = default_settings(method)
-    if budget is not None and method in SAMPLED and method != "ig":
-        s[SAMPLED[method]] = int(budget)
-    return s
+    """The settings an explanation runs with: the library defaults, with the sample budget applied
+    (to sampling methods only: `MethodInfo.budget_setting`)."""
+    return get_method(method).budgeted(budget)
 
 
 def explanation_key(lm: LoadedModel, method: str, x_key: str, settings: dict) -> str:
@@ -160,8 +197,7 @@ def get_explanation(lm: LoadedModel, x: torch.Tensor, method: str, settings: dic
                     x_key: str | None = None, progress: Progress = None, compute: bool = True
                     ) -> Explanation | None:
     """The explanation of `method` for input x (None if not cached and compute=False)."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}")
+    get_method(method)  # an unknown name raises InputError listing the registered methods
     settings = dict(settings if settings is not None else method_settings(method))
     x_key = x_key or tensor_key(x)
     key = explanation_key(lm, method, x_key, settings)
@@ -188,9 +224,10 @@ def get_curves(lm: LoadedModel, x: torch.Tensor, exp: Explanation, *, mode: str 
                group_sizes: list[int] | None = None) -> dict[str, Curve]:
     """Insertion and deletion curves of `exp` on the model it explains (`Curve.input_at` shows a step)."""
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}")
+        raise InputError(f"curve mode must be one of {', '.join(MODES)}, not {mode!r}")
     if baseline not in BASELINES:
-        raise ValueError(f"baseline must be one of {BASELINES}")
+        raise InputError(f"removal baseline must be one of {', '.join(BASELINES)}, not {baseline!r} "
+                         "(see sop.faithfulness.BASELINES)")
     x_key = x_key or tensor_key(x)
     settings_key = _key(exp.settings)
     key = _key("curves", lm.key_for(exp.method), exp.method, settings_key, x_key, mode, baseline,

@@ -8,12 +8,14 @@ import numpy as np
 import streamlit as st
 
 import sop
+from sop.faithfulness import BASELINES, DEFAULT_BASELINE, DEFAULT_STEPS
 from sop.visualize import group_colour, overlay_mask, upscale
 
 from . import urlstate
-from .compute import Forward
+from .compute import MODES, POST_HOC, Forward
 from .inputs import ModelInput, input_picker
-from .models import SOURCES, LoadedModel, embedded_label, embedded_table, load_spec, spec_for_embedded, spec_for_file
+from .models import SOURCES, LoadedModel, ModelSpec, embedded_label, embedded_table, load_spec, spec_for_embedded, \
+    spec_for_file
 
 GROUP_HELP = ("A **group** is a set of image patches that SOP picked for this input. The backbone looks at each "
               "group alone (everything else hidden) and says what it sees.")
@@ -25,6 +27,9 @@ CURVES_HELP = ("**Insertion** starts from an empty image (every pixel replaced b
                "explanation makes the insertion curve rise fast (high AUC) and the deletion curve fall fast (low "
                "AUC). *Pixel-wise* ranks the model's patches by attribution and moves them in equal steps; "
                "*grouped* moves whole groups, one per step.")
+MODE_LABELS = {"pixel": "Pixel-wise", "grouped": "Grouped"}
+BASELINE_LABELS = {"zero": "zero (mean colour)", "blur": "blur", "noisy_linear": "noisy linear (ROAD)"}
+STEPS_RANGE = (2, 64)
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>$~:])")
 
 
@@ -86,41 +91,9 @@ def _apply_url_model() -> None:
 def model_picker() -> LoadedModel | None:
     """Sidebar model chooser.  A model that fails to load shows its error; the previous one stays."""
     _apply_url_model()
-    rows = embedded_table()
-    names = [r["name"] for r in rows]
-    labels = {r["name"]: embedded_label(r) for r in rows}
-    if st.session_state.get("model_source") not in SOURCES:
-        st.session_state["model_source"] = SOURCES[0]
-    source = st.segmented_control("Model", SOURCES, key="model_source", required=True, persist_state="session",
-                                  help="An embedded default, any SOP checkpoint on disk, or a timm architecture "
-                                       "with its own SOP checkpoint.") or SOURCES[0]
-    spec = None
-    if source == "Embedded":
-        if not names:
-            st.warning("No embedded models found in assets/models.")
-        else:
-            if st.session_state.get("model_embedded") not in names:
-                st.session_state["model_embedded"] = names[0]
-            name = st.selectbox("Embedded model", names, key="model_embedded", persist_state="session",
-                                format_func=lambda n: labels.get(n, n),
-                                help="Small models trained here: dataset, test accuracy, number of groups.")
-            spec = spec_for_embedded(name)
-    elif source == "Checkpoint file":
-        path = st.text_input("SOP checkpoint (.safetensors)", key="model_path", persist_state="session",
-                             placeholder="runs/my_model_sop.safetensors",
-                             help="A checkpoint written by sop.save() / `python -m sop train`: weights and config in "
-                                  "one safetensors file. Pickle files (.pt, .pth) are refused.")
-        spec = spec_for_file(path) if path.strip() else None
-    else:
-        name = st.text_input("timm model name", key="model_timm", persist_state="session",
-                             placeholder="vit_tiny_patch16_224")
-        path = st.text_input("Its SOP checkpoint (.safetensors)", key="model_timm_path", persist_state="session",
-                             placeholder="runs/vit_tiny_sop.safetensors")
-        st.caption("Any timm architecture wrapped by SOP. The checkpoint holds every weight and names its timm "
-                   "architecture, so nothing is downloaded: this works offline. Train one with "
-                   "`python -m sop train --backbone <name>`.")
-        spec = spec_for_file(path, timm_name=name.strip()) if path.strip() else None
-
+    names = [r["name"] for r in embedded_table()]
+    source = _source_picker()
+    spec = {"Embedded": _embedded_spec, "Checkpoint file": _file_spec}.get(source, _timm_spec)()
     lm, error = None, None
     if spec is not None:
         try:
@@ -135,17 +108,67 @@ def model_picker() -> LoadedModel | None:
     if lm is not None:
         st.session_state["last_model_spec"] = spec
     else:
-        previous = st.session_state.get("last_model_spec")
-        fallback = previous or (spec_for_embedded(names[0]) if names else None)
-        if fallback is not None:
-            try:
-                lm = load_spec(fallback)
-                st.caption(f"Using {plain(fallback.name)} meanwhile.")
-            except sop.SOPError as err:
-                st.error(str(err))
+        lm = _fallback_model(names)
     if lm is not None:
         _model_summary(lm)
     return lm
+
+
+def _source_picker() -> str:
+    if st.session_state.get("model_source") not in SOURCES:
+        st.session_state["model_source"] = SOURCES[0]
+    return st.segmented_control("Model", SOURCES, key="model_source", required=True, persist_state="session",
+                                help="An embedded default, any SOP checkpoint on disk, or a timm architecture "
+                                     "with its own SOP checkpoint.") or SOURCES[0]
+
+
+def _embedded_spec() -> ModelSpec | None:
+    rows = embedded_table()
+    names = [r["name"] for r in rows]
+    labels = {r["name"]: embedded_label(r) for r in rows}
+    if not names:
+        st.warning("No embedded models found in assets/models.")
+        return None
+    if st.session_state.get("model_embedded") not in names:
+        st.session_state["model_embedded"] = names[0]
+    name = st.selectbox("Embedded model", names, key="model_embedded", persist_state="session",
+                        format_func=lambda n: labels.get(n, n),
+                        help="Small models trained here: dataset, test accuracy, number of groups.")
+    return spec_for_embedded(name)
+
+
+def _file_spec() -> ModelSpec | None:
+    path = st.text_input("SOP checkpoint (.safetensors)", key="model_path", persist_state="session",
+                         placeholder="runs/my_model_sop.safetensors",
+                         help="A checkpoint written by sop.save() / `python -m sop train`: weights and config in "
+                              "one safetensors file. Pickle files (.pt, .pth) are refused.")
+    return spec_for_file(path) if path.strip() else None
+
+
+def _timm_spec() -> ModelSpec | None:
+    name = st.text_input("timm model name", key="model_timm", persist_state="session",
+                         placeholder="vit_tiny_patch16_224")
+    path = st.text_input("Its SOP checkpoint (.safetensors)", key="model_timm_path", persist_state="session",
+                         placeholder="runs/vit_tiny_sop.safetensors")
+    st.caption("Any timm architecture wrapped by SOP. The checkpoint holds every weight and names its timm "
+               "architecture, so nothing is downloaded: this works offline. Train one with "
+               "`python -m sop train --backbone <name>`.")
+    return spec_for_file(path, timm_name=name.strip()) if path.strip() else None
+
+
+def _fallback_model(names: list[str]) -> LoadedModel | None:
+    """The previously loaded model (else the first embedded one), while the chosen one cannot load."""
+    previous = st.session_state.get("last_model_spec")
+    fallback = previous or (spec_for_embedded(names[0]) if names else None)
+    if fallback is None:
+        return None
+    try:
+        lm = load_spec(fallback)
+        st.caption(f"Using {plain(fallback.name)} meanwhile.")
+        return lm
+    except sop.SOPError as err:
+        st.error(str(err))
+        return None
 
 
 def _model_summary(lm: LoadedModel) -> None:
@@ -160,7 +183,7 @@ def _model_summary(lm: LoadedModel) -> None:
     with st.expander("About this model"):
         st.markdown(f"- backbone: {code(cfg.backbone)}\n"
                     f"- checkpoint: {code(lm.spec.sop_path)}\n"
-                    f"- baselines explain: {lm.describe_for('lime')}\n"
+                    f"- baselines explain: {lm.describe_for(POST_HOC)}\n"
                     f"- classes: {plain(', '.join(cfg.class_names[:20]))}{' …' if len(cfg.class_names) > 20 else ''}")
         bb = metrics.get("backbone_test_accuracy")
         if bb is not None:
@@ -220,3 +243,32 @@ def group_gallery(fwd: Forward, img: np.ndarray, class_names: list[str], *, key:
                 st.button("Isolated" if is_sel else "Isolate", key=f"{key}_{g}", on_click=on_click, args=(g,),
                           type="primary" if is_sel else "secondary", icon=":material/center_focus_strong:",
                           width="stretch")
+
+
+# --------------------------------------------------------------------------- curve controls
+
+def curve_controls(columns) -> tuple[str, str, int]:
+    """The curve kind, removal baseline and step count, one widget in each of three `columns`.
+
+    Shared by Explain and Compare: the same session keys, so a choice made on one page holds
+    on the other (and in the URL).  Returns (mode, baseline, steps)."""
+    lo, hi = STEPS_RANGE
+    if st.session_state.get("curve_mode") not in MODES:
+        st.session_state["curve_mode"] = MODES[0]
+    if st.session_state.get("curve_baseline") not in BASELINES:
+        st.session_state["curve_baseline"] = DEFAULT_BASELINE
+    steps_now = st.session_state.get("curve_steps")
+    if not isinstance(steps_now, int) or not lo <= steps_now <= hi:
+        st.session_state["curve_steps"] = DEFAULT_STEPS
+    c_mode, c_baseline, c_steps = columns
+    with c_mode:
+        mode = st.segmented_control("Curve", MODES, key="curve_mode", required=True, persist_state="session",
+                                    format_func=lambda m: MODE_LABELS.get(m, m)) or MODES[0]
+    with c_baseline:
+        baseline = st.selectbox("Removal baseline", BASELINES, key="curve_baseline", persist_state="session",
+                                format_func=lambda b: BASELINE_LABELS.get(b, b), help="What a removed pixel becomes.")
+    with c_steps:
+        steps = st.slider("Steps", lo, hi, key="curve_steps", persist_state="session", disabled=mode == "grouped",
+                          help="Pixel-wise curves move the ranked patches in this many equal steps; grouped curves "
+                               "move one group per step.")
+    return mode, baseline, steps

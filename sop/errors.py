@@ -15,3 +15,7 @@ class ImageError(SOPError, ValueError):
 
 class CheckpointError(SOPError, ValueError):
     """A checkpoint is missing, truncated, unsafe, or does not match its config."""
+
+
+class ExplanationError(SOPError, ValueError):
+    """An attribution method cannot explain this model or input, or returned an unusable map."""

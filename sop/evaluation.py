@@ -46,11 +46,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .data import Split
-from .explainers import METHODS, default_settings, explain, logits_of, model_grid
+from .explainers import default_settings, explain, logits_of, model_grid
 from .faithfulness import DEFAULT_BASELINE, DEFAULT_STEPS, group_sizes_of, insertion_deletion, pixel_order, \
     sets_from_order
 from .localisation import METRICS as LOCALISATION_METRICS
 from .localisation import ground_truth_masks, localisation_scores
+from .methods import list_methods
 from .model import SOPModel
 
 # Ground-truth metrics exist only for inputs with a mask; the localisation ones are sop.localisation's.
@@ -60,7 +61,7 @@ METRICS = ("insertion", "deletion", "grouped_insertion", "grouped_deletion", *GR
 
 @dataclass
 class EvalSettings:
-    methods: Sequence[str] = METHODS
+    methods: Sequence[str] = field(default_factory=list_methods)  # every registered method
     samples: int = 50
     steps: int = DEFAULT_STEPS
     baseline: str = DEFAULT_BASELINE

@@ -3,7 +3,8 @@
     exp = explain(model, x, "kernelshap")      # x: (1, C, H, W), normalised
     exp.attribution                            # (H, W) float32, higher = more important
 
-Methods (`METHODS`) and what their (H, W) map is:
+Methods (`sop.methods.list_methods()`; each is one function registered with
+`sop.methods.register_method`, see there to add one) and what their (H, W) map is:
   * ``sop``        sum_g s_g * m_g: each pixel gets the scores of the SOP groups that
                    contain it (m_g = the group's pixel mask in [0, 1], s_g its score).
                    Also returns the groups and scores.  Needs an `SOPModel`.  With
@@ -60,36 +61,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import InputError
+from .errors import ExplanationError, InputError
+from .methods import MethodOutput, Progress, get_method, has_feature_layer, list_methods, register_method, sop_only
 from .model import SOPModel
 
-METHODS = ("sop", "lime", "kernelshap", "ig", "gradcam", "rise", "occlusion")
 DEFAULT_GRID = (8, 8)
-
-_DEFAULTS: dict[str, dict] = {
-    "sop": {},
-    "lime": dict(n_samples=1000, batch_size=100, kernel_width=0.25, ridge_alpha=1.0, output="prob", seed=0),
-    "kernelshap": dict(n_samples=1000, batch_size=100, output="prob", seed=0),
-    "ig": dict(n_steps=50, batch_size=50, output="prob"),
-    "gradcam": dict(layer=None, output="logit"),
-    "rise": dict(n_masks=1000, batch_size=100, p=0.5, cells=None, output="prob", seed=0),
-    "occlusion": dict(batch_size=100, output="prob"),
-}
 # Shared by every method that looks at the model's patches (None = the model's grid).
 _COMMON = {"grid": None}
 
 
 def default_settings(method: str) -> dict:
-    """The documented defaults of `method` (sample counts, batch sizes, seeds...).
+    """The documented defaults of `method` (sample counts, batch sizes, seeds...), a copy.
 
     lime: 1000 samples (lime_image's default); kernelshap: 1000 samples;
     ig: 50 steps; rise: 1000 masks over the patch grid (4000 was for 224 px ImageNet;
     1000 masks is ~16x the 64 cells here); occlusion: one window per patch;
     gradcam: automatic layer.  ``batch_size`` = perturbed inputs per forward pass.
     """
-    if method not in _DEFAULTS:
-        raise InputError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    return dict(_DEFAULTS[method])
+    return get_method(method).settings()
 
 
 @dataclass
@@ -166,8 +155,10 @@ def _check(model: nn.Module, x: torch.Tensor) -> None:
         model.check_input(x)
 
 
-class _EvalMode:
-    """Temporarily put a model in eval mode (dropout off), restoring its mode after."""
+class eval_mode:
+    """Context manager: the model in eval mode (dropout off) inside, its previous mode restored after.
+
+    Used by `explain` and by `sop.faithfulness.insertion_deletion`."""
 
     def __init__(self, model: nn.Module):
         self.model, self.was = model, model.training
@@ -178,6 +169,7 @@ class _EvalMode:
     def __enter__(self):
         if self.toggle:
             self.model.eval()
+        return self.model
 
     def __exit__(self, *exc):
         if self.toggle:
@@ -185,8 +177,15 @@ class _EvalMode:
 
 
 # --------------------------------------------------------------------------- methods
+# One function per method, all with the signature of `sop.methods.MethodFn`:
+#     fn(model, x, target, settings, progress, grid)
+# registered in this order (the order of `list_methods()`, of the evaluation table and of the app).
 
-def _sop(model, x, target, s, progress):
+@register_method("sop", label="SOP", defaults={}, supports=sop_only,
+                 requires="an SOPModel (a plain classifier has no groups); load the *_sop.safetensors checkpoint",
+                 cost="cheap", resolves_target=True)
+def sop_groups(model, x, target, settings, progress, grid):
+    """SOP's own explanation: sum_g s_g * m_g over its groups (one forward pass)."""
     if not isinstance(model, SOPModel):
         raise InputError("method 'sop' needs an SOPModel (a plain classifier has no groups); "
                          "load the *_sop.safetensors checkpoint")
@@ -197,12 +196,29 @@ def _sop(model, x, target, s, progress):
     # Per-class selection: the map is made of the groups and scores of the explained class.
     masks, scores = out.pixel_masks[0].float(), out.scores_for(target)[0].float()
     attribution = torch.einsum("g,ghw->hw", scores, masks)
-    return attribution, target, dict(groups=masks, scores=scores)
+    return MethodOutput(attribution, target=target, groups=masks, scores=scores)
+
+
+@register_method("lime", label="LIME", samples=True, budget_setting="n_samples",
+                 defaults=dict(n_samples=1000, batch_size=100, kernel_width=0.25, ridge_alpha=1.0, output="prob",
+                               seed=0))
+def lime(model, x, target, settings, progress, grid):
+    """LIME over the patch grid: Bernoulli(0.5) patch masks, ridge regression, lime_image's kernel."""
+    from captum.attr import Lime
+    return _superpixel_method(Lime, model, x, target, settings, progress, grid)
+
+
+@register_method("kernelshap", label="KernelSHAP", samples=True, budget_setting="n_samples",
+                 defaults=dict(n_samples=1000, batch_size=100, output="prob", seed=0))
+def kernelshap(model, x, target, settings, progress, grid):
+    """Kernel SHAP over the patch grid (Shapley kernel, linear regression)."""
+    from captum.attr import KernelShap
+    return _superpixel_method(KernelShap, model, x, target, settings, progress, grid)
 
 
 def _superpixel_method(cls, model, x, target, s, progress, grid):
     from captum.attr import Lime
-    fwd = ClassifierOutput(model, s["output"], s["n_samples"], progress)
+    fwd = ClassifierOutput(model, s["output"], s["n_samples"], progress)  # progress per batch of samples
     mask = patch_ids(grid, x.shape[-2:]).reshape(1, 1, *x.shape[-2:])
     if cls is Lime:
         from captum._utils.models.linear_model import SkLearnRidge
@@ -229,9 +245,13 @@ def _lime_kernel(width: float):
     return similarity
 
 
-def _ig(model, x, target, s, progress):
+@register_method("ig", label="Integrated Gradients", budget_setting="n_steps",
+                 defaults=dict(n_steps=50, batch_size=50, output="prob"))
+def integrated_gradients(model, x, target, settings, progress, grid):
+    """Integrated Gradients from the all-zero input (the mean colour), channels summed."""
     from captum.attr import IntegratedGradients
-    fwd = ClassifierOutput(model, s["output"], s["n_steps"], progress)
+    s = settings
+    fwd = ClassifierOutput(model, s["output"], s["n_steps"], progress)  # progress per batch of steps
     attr = IntegratedGradients(fwd).attribute(x, baselines=torch.zeros_like(x), target=target,
                                               n_steps=s["n_steps"], internal_batch_size=s["batch_size"])
     return attr[0].sum(0)
@@ -256,7 +276,11 @@ def _conv_for_gradcam(maps: dict[nn.Module, torch.Tensor], min_side: int = 4) ->
     return wide[-1] if wide else list(maps)[-1]
 
 
-def _gradcam(model, x, target, s, progress, grid):
+@register_method("gradcam", label="Grad-CAM", defaults=dict(layer=None, output="logit"),
+                 supports=has_feature_layer, cost="cheap")
+def gradcam(model, x, target, settings, progress, grid):
+    """Grad-CAM on the last spatial feature layer (ViT patch tokens, SOP's GroupGen input, or a Conv2d)."""
+    s = settings
     fwd = ClassifierOutput(model, s["output"])
     layer, tokens = s["layer"], True
     if isinstance(layer, str):  # a submodule name, e.g. "blocks.2.norm1" (handy from the CLI)
@@ -315,10 +339,14 @@ def rise_masks(n: int, size: tuple[int, int], cells: tuple[int, int], p: float,
     return torch.stack([up[i, :, int(a):int(a) + h, int(b):int(b) + w] for i, (a, b) in enumerate(zip(dy, dx))])
 
 
-def _rise(model, x, target, s, progress, grid):
+@register_method("rise", label="RISE", samples=True, budget_setting="n_masks",
+                 defaults=dict(n_masks=1000, batch_size=100, p=0.5, cells=None, output="prob", seed=0))
+def rise(model, x, target, settings, progress, grid):
+    """RISE: random cell masks (p = 0.5), map = sum_i p(x * M_i) M_i / (N p)."""
+    s = settings
     n, bs, p = s["n_masks"], s["batch_size"], s["p"]
     cells = tuple(s["cells"]) if s["cells"] is not None else grid
-    fwd = ClassifierOutput(model, s["output"], n, progress)
+    fwd = ClassifierOutput(model, s["output"], n, progress)  # progress per batch of masks
     gen = torch.Generator().manual_seed(s["seed"])
     sal = torch.zeros(x.shape[-2:], dtype=torch.float64)
     with torch.no_grad():
@@ -329,28 +357,36 @@ def _rise(model, x, target, s, progress, grid):
     return (sal / (n * p)).float()
 
 
-def _occlusion(model, x, target, s, progress, grid):
+@register_method("occlusion", label="Occlusion", defaults=dict(batch_size=100, output="prob"), cost="cheap")
+def occlusion(model, x, target, settings, progress, grid):
+    """Occlusion: each patch of the grid hidden in turn (filled with 0); the drop in output."""
     from captum.attr import Occlusion
     c, h, w = x.shape[1:]
     window = (c, math.ceil(h / grid[0]), math.ceil(w / grid[1]))
-    fwd = ClassifierOutput(model, s["output"], grid[0] * grid[1] + 1, progress)
+    fwd = ClassifierOutput(model, settings["output"], grid[0] * grid[1] + 1, progress)  # progress per batch
     attr = Occlusion(fwd).attribute(x, sliding_window_shapes=window, strides=window, baselines=0.0,
-                                    target=target, perturbations_per_eval=s["batch_size"])
+                                    target=target, perturbations_per_eval=settings["batch_size"])
     return attr[0, 0]  # windows span all channels, so every channel holds the same value
+
+
+# The built-in methods, in registration order.  Methods registered later (register_method) are
+# in `list_methods()` but not here.
+METHODS = tuple(list_methods())
 
 
 # --------------------------------------------------------------------------- entry point
 
 def explain(model: nn.Module, x: torch.Tensor, method: str = "sop", target: int | None = None, *,
-            progress: Callable[[float], None] | None = None, **method_kwargs) -> Explanation:
-    """Explain `model`'s output on one input `x` (1, C, H, W) with `method` (see `METHODS`).
+            progress: Progress = None, **method_kwargs) -> Explanation:
+    """Explain `model`'s output on one input `x` (1, C, H, W) with `method` (see `list_methods()`).
 
     `model`: an SOPModel (required for "sop"; baselines then explain its logits) or any
     classifier x -> logits.  `target`: class to explain, None = the predicted class.
     `progress(fraction)` is called as the work advances (last call: 1.0).
     `method_kwargs` override `default_settings(method)` (plus ``grid=(gh, gw)``).
     """
-    settings = default_settings(method)
+    info = get_method(method)
+    settings = info.settings()
     allowed = set(settings) | set(_COMMON)
     unknown = set(method_kwargs) - allowed
     if unknown:
@@ -358,35 +394,28 @@ def explain(model: nn.Module, x: torch.Tensor, method: str = "sop", target: int 
     settings.update(method_kwargs)
     _check(model, x)
     grid = tuple(settings.pop("grid", None) or model_grid(model))
-    with _EvalMode(model):
+    with eval_mode(model):
         t0 = time.perf_counter()
-        extra: dict = {}
-        if method == "sop":
-            attribution, target, extra = _sop(model, x, target, settings, progress)
-        else:
-            if target is None:
-                with torch.no_grad():
-                    target = int(logits_of(model, x)[0].argmax())
-            target = int(target)
-            if method == "lime":
-                from captum.attr import Lime
-                attribution = _superpixel_method(Lime, model, x, target, settings, progress, grid)
-            elif method == "kernelshap":
-                from captum.attr import KernelShap
-                attribution = _superpixel_method(KernelShap, model, x, target, settings, progress, grid)
-            elif method == "ig":
-                attribution = _ig(model, x, target, settings, progress)
-            elif method == "gradcam":
-                attribution = _gradcam(model, x, target, settings, progress, grid)
-            elif method == "rise":
-                attribution = _rise(model, x, target, settings, progress, grid)
-            else:
-                attribution = _occlusion(model, x, target, settings, progress, grid)
+        if target is None and not info.resolves_target:
+            with torch.no_grad():
+                target = int(logits_of(model, x)[0].argmax())
+        target = None if target is None else int(target)
+        out = info.fn(model, x, target, settings, progress, grid)
         seconds = time.perf_counter() - t0
     if progress is not None:
         progress(1.0)
+    if not isinstance(out, MethodOutput):
+        out = MethodOutput(out)
+    target = out.target if out.target is not None else target
+    attribution = out.attribution
+    if not isinstance(attribution, torch.Tensor) or tuple(attribution.shape) != tuple(x.shape[-2:]) \
+            or target is None:
+        got = tuple(attribution.shape) if isinstance(attribution, torch.Tensor) else type(attribution).__name__
+        raise ExplanationError(f"method {method!r} returned a map of shape {got} (and target {target}); "
+                               f"it must return an (H, W) = {tuple(x.shape[-2:])} tensor, or a MethodOutput "
+                               "with the target it explained")
     attribution = torch.nan_to_num(attribution.detach().float(), nan=0.0, posinf=0.0, neginf=0.0)
     settings = {k: (v if not isinstance(v, nn.Module) else type(v).__name__) for k, v in settings.items()}
     settings["grid"] = list(grid)
     return Explanation(method=method, attribution=attribution, target=int(target), seconds=seconds,
-                       settings=settings, **extra)
+                       settings=settings, groups=out.groups, scores=out.scores)

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import InputError
-from .explainers import Explanation, logits_of, model_grid, patch_ids
+from .explainers import Explanation, eval_mode, logits_of, model_grid, patch_ids
 
 BASELINES = ("zero", "blur", "noisy_linear")
 DEFAULT_BASELINE = "zero"
@@ -326,12 +326,8 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, explanation: Explanati
     n = len(sets)
     kept = torch.cat([sets, ~sets])
     inputs = perturb(x, kept, baseline, grid=grid, blur_sigma=blur_sigma, seed=seed)
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         probs = target_probabilities(model, inputs, batch_size)
-    finally:
-        model.train(was)
     if target is None:
         target = int(probs[n].argmax())  # deletion's first input is x itself
     curves = {}

@@ -231,3 +231,23 @@ def test_bad_arguments_are_refused():
         insertion_deletion(model, x, explanation(torch.ones(2, 2)), mode="blocks")
     with pytest.raises(InputError, match="attribution shape"):
         insertion_deletion(model, x, explanation(torch.ones(3, 3)))
+
+
+def test_curves_and_explanations_run_in_eval_mode_and_restore_the_model_mode():
+    """One context manager (sop.explainers.eval_mode) for both: dropout off inside, the mode restored."""
+    from sop.explainers import eval_mode
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Dropout(0.9), nn.Linear(64, 2)).train()
+    x = torch.rand(1, 1, 8, 8)
+    exp = explanation(torch.rand(8, 8))
+    a = insertion_deletion(model, x, exp, grid=(4, 4), steps=4)
+    b = insertion_deletion(model, x, exp, grid=(4, 4), steps=4)
+    np.testing.assert_array_equal(a["insertion"].scores, b["insertion"].scores)  # no dropout noise
+    assert model.training and model[1].training
+    explain(model, x, "occlusion", grid=(4, 4))
+    assert model.training and model[1].training
+    model.eval()
+    model[1].train()  # a half-eval model: eval inside, and back to eval (its top-level mode) after
+    with eval_mode(model):
+        assert not any(m.training for m in model.modules())
+    assert not model.training

@@ -1,14 +1,12 @@
-"""Compare methods: SOP beside LIME, KernelSHAP, IG, Grad-CAM, RISE and Occlusion on the same input."""
+"""Compare methods: SOP beside every registered post-hoc method (sop.methods) on the same input."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
 from explorer import charts, compute, export, ui
-from explorer.compute import CHEAP_METHODS, METHOD_NAMES
+from explorer.compute import is_cheap, label
 from explorer.inputs import split_of
-from sop.explainers import METHODS
-from sop.faithfulness import BASELINES
 from sop.image_io import tensor_to_image
 from sop.localisation import localisation_scores
 from sop.visualize import overlay_heatmap, upscale
@@ -42,41 +40,35 @@ with h2:
                 f"backbone predicts **{ui.plain(names[int(bb_probs.argmax())])}** ({bb_probs.max():.1%})"
                 + (f"  \ntrue class **{ui.plain(names[mi.label])}**" if mi.label is not None else ""))
 with h3:
-    st.caption(f"SOP explains itself: its map is Σ score × group mask. The six post-hoc methods explain "
-               f"{lm.describe_for('lime')}, each for the class that model predicts; their curves are measured on "
-               "that model. Every method's map is ranked the same way for the curves (patches of the model's grid), "
-               "and the grouped curves of the post-hoc methods use SOP's group sizes on this input, so all curves "
-               "share their x positions.")
+    st.caption(f"SOP explains itself: its map is Σ score × group mask. The post-hoc methods explain "
+               f"{lm.describe_for(compute.POST_HOC)}, each for the class that model predicts; their curves are "
+               "measured on that model. Every method's map is ranked the same way for the curves (patches of the "
+               "model's grid), and the grouped curves of the post-hoc methods use SOP's group sizes on this input, "
+               "so all curves share their x positions.")
 
 # --------------------------------------------------------------------------- settings
-valid = [m for m in (st.session_state.get("compare_methods") or []) if m in METHODS]
+# Every registered method that can explain the model it would explain here (sop.methods: labels, cost, budget).
+offered = compute.methods_for(lm)
+sampled = compute.sampled_methods()
+valid = [m for m in (st.session_state.get("compare_methods") or []) if m in offered]
 if "compare_methods" not in st.session_state or not valid:
-    st.session_state["compare_methods"] = list(METHODS)
+    st.session_state["compare_methods"] = list(offered)
 else:
     st.session_state["compare_methods"] = valid
-if st.session_state.get("curve_mode") not in compute.MODES:
-    st.session_state["curve_mode"] = "pixel"
-if st.session_state.get("curve_baseline") not in BASELINES:
-    st.session_state["curve_baseline"] = "zero"
-if not isinstance(st.session_state.get("curve_steps"), int) or not 2 <= st.session_state["curve_steps"] <= 64:
-    st.session_state["curve_steps"] = compute.DEFAULT_STEPS
 if st.session_state.get("cmp_budget") not in BUDGETS:
     st.session_state["cmp_budget"] = 1000
 
 with st.container(border=True):
-    methods = st.pills("Methods", METHODS, selection_mode="multi", key="compare_methods", persist_state="session",
-                       format_func=lambda m: METHOD_NAMES[m])
+    methods = st.pills("Methods", offered, selection_mode="multi", key="compare_methods", persist_state="session",
+                       format_func=label)
     s1, s2, s3, s4 = st.columns(4, vertical_alignment="bottom")
-    mode = s1.segmented_control("Curve", compute.MODES, key="curve_mode", required=True, persist_state="session",
-                                format_func=lambda m: {"pixel": "Pixel-wise", "grouped": "Grouped"}[m]) or "pixel"
-    baseline = s2.selectbox("Removal baseline", BASELINES, key="curve_baseline", persist_state="session",
-                            format_func=lambda b: {"zero": "zero (mean colour)", "blur": "blur",
-                                                   "noisy_linear": "noisy linear (ROAD)"}[b])
-    steps = s3.slider("Steps", 2, 64, key="curve_steps", persist_state="session", disabled=mode == "grouped")
-    budget = s4.select_slider("Samples (LIME, KernelSHAP, RISE)", BUDGETS, key="cmp_budget", persist_state="session",
+    mode, baseline, steps = ui.curve_controls((s1, s2, s3))
+    defaults = sorted({info.defaults[info.budget_setting] for info in sampled})
+    budget = s4.select_slider(f"Samples ({', '.join(info.label for info in sampled)})", BUDGETS, key="cmp_budget",
+                              persist_state="session", disabled=not sampled,
                               help="Perturbed inputs per explanation. More is slower and less noisy; the library "
-                                   "default is 1000.")
-methods = [m for m in METHODS if m in (methods or [])]
+                                   f"default is {', '.join(map(str, defaults)) or 'not set'}.")
+methods = [m for m in offered if m in (methods or [])]
 if not methods:
     st.info("Pick at least one method.")
 
@@ -86,17 +78,23 @@ exp_sop = compute.get_explanation(lm, mi.x, "sop", x_key=mi.key)
 if mode == "grouped":
     group_sizes = compute.sop_group_sizes(exp_sop)
 
-pending = [m for m in methods if m not in CHEAP_METHODS and not compute.is_cached(lm, mi.key, m, settings[m])]
+
+def explains_sop(method: str) -> bool:
+    """Whether `method` explains (and is scored on) the SOP model itself rather than the backbone twin."""
+    return lm.model_for(method)[0] is lm.model
+
+
+pending = [m for m in methods if not is_cheap(m) and not compute.is_cached(lm, mi.key, m, settings[m])]
 
 
 def run_methods(todo: list[str], where) -> None:
     """Compute the explanations of `todo` with one progress bar."""
     bar = where.progress(0.0, text="Starting…")
     for i, m in enumerate(todo):
-        label = f"{METHOD_NAMES[m]} ({i + 1}/{len(todo)})"
+        text = f"{label(m)} ({i + 1}/{len(todo)})"
 
-        def report(f: float, i=i, label=label) -> None:
-            bar.progress(min(1.0, (i + max(0.0, min(1.0, f))) / len(todo)), text=f"Running {label}… {f:.0%}")
+        def report(f: float, i=i, text=text) -> None:
+            bar.progress(min(1.0, (i + max(0.0, min(1.0, f))) / len(todo)), text=f"Running {text}… {f:.0%}")
 
         report(0.0)
         compute.get_explanation(lm, mi.x, m, settings[m], x_key=mi.key, progress=report)
@@ -109,7 +107,7 @@ if pending:
         r1, r2 = st.columns([1, 3], vertical_alignment="center")
         run_all = r1.button(f"Run {len(pending)} expensive method{'s' if len(pending) > 1 else ''}", type="primary",
                             icon=":material/play_arrow:", key="run_all")
-        r2.caption("Waiting: " + ", ".join(METHOD_NAMES[m] for m in pending) + ". They run hundreds to thousands of "
+        r2.caption("Waiting: " + ", ".join(label(m) for m in pending) + ". They run hundreds to thousands of "
                    "forward passes; results are cached per model, input and settings.")
         if run_all:
             run_methods(pending, run_area)
@@ -122,8 +120,8 @@ for start in range(0, len(methods), cols_per_row):
     cols = st.columns(cols_per_row)
     for col, m in zip(cols, methods[start:start + cols_per_row]):
         with col, st.container(border=True, key=f"card_{m}"):
-            st.markdown(f"{ui.swatch(charts.METHOD_COLOURS[m])}**{METHOD_NAMES[m]}**", unsafe_allow_html=True)
-            exp = compute.get_explanation(lm, mi.x, m, settings[m], x_key=mi.key, compute=m in CHEAP_METHODS)
+            st.markdown(f"{ui.swatch(charts.method_colour(m))}**{ui.plain(label(m))}**", unsafe_allow_html=True)
+            exp = compute.get_explanation(lm, mi.x, m, settings[m], x_key=mi.key, compute=is_cheap(m))
             if exp is None:
                 st.caption("Not computed yet.")
                 if st.button("Run", key=f"run_{m}", icon=":material/play_arrow:", width="stretch"):
@@ -137,7 +135,7 @@ for start in range(0, len(methods), cols_per_row):
             results[m] = (exp, curves)
             st.image(upscale(overlay_heatmap(img, exp.attribution), 200), width="stretch")
             st.caption(f"{exp.seconds:.2f} s · explains class **{ui.plain(names[exp.target])}** of "
-                       f"{'SOP' if m == 'sop' or not lm.has_twin else 'the backbone'}")
+                       f"{'SOP' if explains_sop(m) else 'the backbone'}")
             a1, a2 = st.columns(2)
             a1.metric("Insertion AUC", f"{curves['insertion'].auc:.3f}")
             a2.metric("Deletion AUC", f"{curves['deletion'].auc:.3f}")
@@ -149,15 +147,15 @@ if results:
     st.markdown("#### All methods")
     per_method = {m: c for m, (_, c) in results.items()}
     c1, c2 = st.columns(2)
-    c1.plotly_chart(charts.compare_curves_figure(per_method, "insertion", METHOD_NAMES), config=charts.CONFIG,
+    c1.plotly_chart(charts.compare_curves_figure(per_method, "insertion"), config=charts.CONFIG,
                     theme=None, key="all_insertion")
-    c2.plotly_chart(charts.compare_curves_figure(per_method, "deletion", METHOD_NAMES), config=charts.CONFIG,
+    c2.plotly_chart(charts.compare_curves_figure(per_method, "deletion"), config=charts.CONFIG,
                     theme=None, key="all_deletion")
     has_gt = compute.has_ground_truth(lm.config.dataset)
     mask = compute.ground_truth_mask(lm.config.dataset, mi.split, mi.index) if mi.kind == "sample" else None
     rows = []
     for m, (exp, curves) in results.items():
-        row = {"method": METHOD_NAMES[m], "explains": "SOP" if m == "sop" or not lm.has_twin else "backbone",
+        row = {"method": label(m), "explains": "SOP" if explains_sop(m) else "backbone",
                "class": names[exp.target], "seconds": round(exp.seconds, 3),
                "insertion AUC ↑": round(curves["insertion"].auc, 4),
                "deletion AUC ↓": round(curves["deletion"].auc, 4)}
@@ -184,13 +182,13 @@ if results:
         studies = {m: compute.localisation_mean(lm, test_split, m, settings[m], n_loc, compute=False)
                    for m in results}
         missing = [m for m in results if studies[m] is None]
-        if missing and l2.button(f"Compute for {', '.join(METHOD_NAMES[m] for m in missing)}", key="loc_run",
+        if missing and l2.button(f"Compute for {', '.join(label(m) for m in missing)}", key="loc_run",
                                  icon=":material/play_arrow:"):
             bar = st.progress(0.0, text="Starting…")
             for j, m in enumerate(missing):
                 def report(f: float, j=j, m=m) -> None:
                     bar.progress(min(1.0, (j + f) / len(missing)),
-                                 text=f"{METHOD_NAMES[m]} ({j + 1}/{len(missing)}) on {n_loc} inputs… {f:.0%}")
+                                 text=f"{label(m)} ({j + 1}/{len(missing)}) on {n_loc} inputs… {f:.0%}")
 
                 compute.localisation_mean(lm, test_split, m, settings[m], n_loc, progress=report)
             bar.empty()
@@ -198,7 +196,7 @@ if results:
         done = {m: s for m, s in studies.items() if s is not None}
         if done:
             st.dataframe(pd.DataFrame([
-                {"method": METHOD_NAMES[m], "explains": "SOP" if m == "sop" or not lm.has_twin else "backbone",
+                {"method": label(m), "explains": "SOP" if explains_sop(m) else "backbone",
                  "inputs": s["samples"],
                  **{h: f"{s[k]:.3f} ± {s[k + '_sem']:.3f}" for k, h in LOC_COLUMNS.items()}}
                 for m, s in done.items()]), hide_index=True, key="loc_table")
@@ -211,7 +209,7 @@ if results:
     if st.session_state.get("focus_method") not in done:
         st.session_state["focus_method"] = done[0]
     f1, f2 = st.columns([1, 2], vertical_alignment="bottom")
-    focus = f1.selectbox("Method", done, key="focus_method", format_func=lambda m: METHOD_NAMES[m],
+    focus = f1.selectbox("Method", done, key="focus_method", format_func=label,
                          persist_state="session")
     exp, curves = results[focus]
     S = len(curves["insertion"].scores) - 1
@@ -220,7 +218,7 @@ if results:
         st.session_state["cmp_step"] = S // 4
     step = f2.slider("Step", 0, S, key="cmp_step", persist_state="session")
     v0, v1, v2, v3 = st.columns([1, 1, 1, 1.6])
-    v0.image(upscale(overlay_heatmap(img, exp.attribution), 200), caption=f"{METHOD_NAMES[focus]} map", width="stretch")
+    v0.image(upscale(overlay_heatmap(img, exp.attribution), 200), caption=f"{label(focus)} map", width="stretch")
     for col, kind in ((v1, "insertion"), (v2, "deletion")):
         c = curves[kind]
         col.image(upscale(tensor_to_image(c.input_at(mi.x, step), lm.config.mean, lm.config.std), 200), width="stretch",
@@ -235,5 +233,5 @@ else:
     focus = None
 
 ui.finish({"model": lm.spec.url, "timm": lm.spec.timm_name, "input": mi.url if mi.kind == "sample" else mi.kind,
-           "method": focus, "methods": methods if set(methods) != set(METHODS) else None, "mode": mode,
+           "method": focus, "methods": methods if set(methods) != set(offered) else None, "mode": mode,
            "baseline": baseline, "steps": steps}, "compare")

@@ -6,8 +6,8 @@ import torch
 
 from explorer import charts, compute, export, ui
 from explorer.inputs import PART_HEX, part_legend
+from sop.data import RULE_TEXT
 from sop.explainers import model_grid
-from sop.faithfulness import BASELINES
 from sop.image_io import tensor_to_image
 from sop.visualize import draw_outlines, group_assignment, group_colour, overlay_groups, upscale
 
@@ -45,9 +45,8 @@ with c_in:
     legend = part_legend(mi)
     if legend:
         st.markdown(" ".join(f"{ui.swatch(c)}{n}" for n, c in legend), unsafe_allow_html=True)
-        rule = lm.config.dataset == "parts"
-        if rule:
-            st.caption("Rule: positive iff (red square AND blue circle) OR green triangle.")
+        if lm.config.dataset == "parts":
+            st.caption(f"Rule: positive iff {RULE_TEXT}.")
 
 with c_pred:
     st.markdown("**Prediction**")
@@ -125,26 +124,7 @@ ui.group_gallery(fwd, img, names, key="gallery", columns=4 if G <= 8 else 5, sel
 # --------------------------------------------------------------------------- curves
 st.markdown("#### Insertion and deletion")
 st.caption(ui.CURVES_HELP)
-s1, s2, s3 = st.columns([1, 1, 1.4], vertical_alignment="bottom")
-if st.session_state.get("curve_mode") not in compute.MODES:
-    st.session_state["curve_mode"] = "pixel"
-if st.session_state.get("curve_baseline") not in BASELINES:
-    st.session_state["curve_baseline"] = "zero"
-steps_now = st.session_state.get("curve_steps")
-if not isinstance(steps_now, int) or not 2 <= steps_now <= 64:
-    st.session_state["curve_steps"] = compute.DEFAULT_STEPS
-with s1:
-    mode = st.segmented_control("Curve", compute.MODES, key="curve_mode", required=True, persist_state="session",
-                                format_func=lambda m: {"pixel": "Pixel-wise", "grouped": "Grouped"}[m]) or "pixel"
-with s2:
-    baseline = st.selectbox("Removal baseline", BASELINES, key="curve_baseline", persist_state="session",
-                            format_func=lambda b: {"zero": "zero (mean colour)", "blur": "blur",
-                                                   "noisy_linear": "noisy linear (ROAD)"}[b],
-                            help="What a removed pixel becomes.")
-with s3:
-    steps = st.slider("Steps", 2, 64, key="curve_steps", persist_state="session", disabled=mode == "grouped",
-                      help="Pixel-wise curves move the ranked patches in this many equal steps; grouped curves "
-                           "move one group per step.")
+mode, baseline, steps = ui.curve_controls(st.columns([1, 1, 1.4], vertical_alignment="bottom"))
 exp_sop = compute.get_explanation(lm, mi.x, "sop", x_key=mi.key)
 with st.spinner("Computing the curves…"):
     curves = compute.get_curves(lm, mi.x, exp_sop, mode=mode, baseline=baseline, steps=steps, x_key=mi.key)

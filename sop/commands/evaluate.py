@@ -9,8 +9,8 @@ DEFAULT_SAMPLES = 50
 
 
 def register(sub) -> None:
-    from ..explainers import METHODS
     from ..faithfulness import BASELINES, DEFAULT_BASELINE, DEFAULT_STEPS
+    from ..methods import list_methods
     p = sub.add_parser("evaluate", help="faithfulness (insertion/deletion), localisation against ground-truth "
                                         "masks (pointing game, mass and rank accuracy, IoU) and speed of SOP "
                                         "and the baseline explainers, side by side")
@@ -18,7 +18,7 @@ def register(sub) -> None:
                    help="SOP checkpoint(s) (*_sop.safetensors); default: every embedded model")
     p.add_argument("--backbone", type=Path,
                    help="plain twin checkpoint the baselines explain (default: the _backbone sibling)")
-    p.add_argument("--methods", default="all", help=f"'all' or a comma list of: {','.join(METHODS)}")
+    p.add_argument("--methods", default="all", help=f"'all' or a comma list of: {','.join(list_methods())}")
     p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="test inputs explained per model")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="pixel-wise insertion/deletion steps")
     p.add_argument("--baseline", choices=BASELINES, default=DEFAULT_BASELINE, help="removal baseline")
@@ -36,13 +36,14 @@ def register(sub) -> None:
 
 def parse_methods(text: str) -> list[str]:
     from ..errors import InputError
-    from ..explainers import METHODS
+    from ..methods import list_methods
+    known = list_methods()
     if text.strip() == "all":
-        return list(METHODS)
+        return known
     methods = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in known]
     if unknown or not methods:
-        raise InputError(f"unknown method(s) {unknown}; choose 'all' or from {', '.join(METHODS)}")
+        raise InputError(f"unknown method(s) {unknown}; choose 'all' or from {', '.join(known)}")
     return methods
 
 

@@ -69,6 +69,20 @@ def set_deterministic() -> None:
     torch.set_num_threads(1)
 
 
+def cpu_vector_flags() -> list[str]:
+    """The processor's vector extensions (avx2, avx512f, fma, ...) from /proc/cpuinfo.
+
+    Recorded because a model name such as "AMD EPYC" does not tell two processor generations
+    apart, and the extensions decide which kernels unpinned libraries (and NumPy's sort) use.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return sorted(f for f in set(flags) if f.startswith(("avx", "sse4", "fma", "amx")))
+
+
 def describe() -> dict:
     """What this process ran under: recorded in a checkpoint beside its command."""
     import torch
@@ -79,6 +93,7 @@ def describe() -> dict:
     except OSError:
         pass
     return dict(pinned=is_pinned(), env={k: os.environ.get(k) for k in PINNED_ENV},
-                cpu=cpu, cpu_capability=torch.backends.cpu.get_cpu_capability(), threads=torch.get_num_threads(),
+                cpu=cpu, cpu_flags=cpu_vector_flags(),
+                cpu_capability=torch.backends.cpu.get_cpu_capability(), threads=torch.get_num_threads(),
                 deterministic=torch.are_deterministic_algorithms_enabled(), torch=torch.__version__,
                 python=platform.python_version())

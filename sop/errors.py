@@ -15,3 +15,12 @@ class ImageError(SOPError, ValueError):
 
 class CheckpointError(SOPError, ValueError):
     """A checkpoint is missing, truncated, unsafe, or does not match its config."""
+
+
+class ConfigError(SOPError, ValueError):
+    """A configuration value is unusable: an unknown name (adapter, task, dataset), a head count
+    that does not divide the group count, a missing folder...  `field` names the setting."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field

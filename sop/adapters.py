@@ -11,39 +11,112 @@ Two adapters exist (see README, "Adapters"):
     (gathered away, padding masked out of attention), position embeddings are kept.
   * `PixelMaskAdapter` for anything else (timm CNNs, any nn.Module classifier): pixels
     outside a group are replaced by `fill` (0 = the mean colour after normalisation).
-To add one, subclass `BackboneAdapter` and register it with `@register_adapter("name")`.
+To add one, subclass `BackboneAdapter` and register it, timm-style, in one place:
+
+    @register_adapter("mine", label="My adapter", modality="image", capabilities=("pixel_fill",),
+                      config_kwargs=("img_size",), auto_priority=5)
+    class MyAdapter(BackboneAdapter): ...
+
+    list_adapters()                  # ["pixel", "vit"] (+ "mine")
+    get_adapter("vit")               # its AdapterEntry: label, modality, capabilities, defaults
+    resolve_adapter("auto", module)  # the entry `create_model` uses for that backbone
+
+"auto" tries the adapters with an `auto_priority`, highest first, and takes the first
+whose class `supports(backbone)`: a timm ViT gets "vit", anything else "pixel".
 """
 from __future__ import annotations
 
 import math
 from abc import ABCMeta, abstractmethod
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-_ADAPTERS: dict[str, type["BackboneAdapter"]] = {}
+from .errors import ConfigError
 
 
-def register_adapter(name: str) -> Callable[[type], type]:
+@dataclass(frozen=True)
+class AdapterEntry:
+    """What the registry knows about one adapter."""
+    name: str
+    cls: type
+    label: str                           # human-readable, for the app and --help
+    modality: str = "image"              # what its inputs are: "image" (patch grid), "tokens" (text)...
+    capabilities: frozenset[str] = frozenset()   # e.g. "token_dropping", "pixel_fill", "any_module"
+    config_kwargs: tuple[str, ...] = ()  # SOPConfig fields passed as default constructor kwargs
+    defaults: dict[str, Any] = field(default_factory=dict)  # constructor defaults, for display
+    auto_priority: int | None = None     # "auto" tries these, highest first; None: never automatic
+    description: str = ""
+
+    def build(self, backbone: nn.Module, config=None, **kwargs) -> "BackboneAdapter":
+        """The adapter around `backbone`: config fields in `config_kwargs`, then the config's
+        `adapter_kwargs`, then `kwargs` (later ones win)."""
+        merged = {k: getattr(config, k) for k in self.config_kwargs} if config is not None else {}
+        merged.update(getattr(config, "adapter_kwargs", None) or {})
+        merged.update(kwargs)
+        return self.cls(backbone, **merged)
+
+
+_ADAPTERS: dict[str, AdapterEntry] = {}
+
+
+def register_adapter(name: str, *, label: str | None = None, modality: str = "image",
+                     capabilities: Sequence[str] = (), config_kwargs: Sequence[str] = (),
+                     auto_priority: int | None = None) -> Callable[[type], type]:
+    """Class decorator: register a `BackboneAdapter` subclass under `name`."""
     def deco(cls: type) -> type:
-        _ADAPTERS[name] = cls
+        import inspect
+        params = inspect.signature(cls.__init__).parameters.values()
+        defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+        doc = (cls.__doc__ or "").strip().splitlines()
+        _ADAPTERS[name] = AdapterEntry(name=name, cls=cls, label=label or name, modality=modality,
+                                       capabilities=frozenset(capabilities), config_kwargs=tuple(config_kwargs),
+                                       defaults=defaults, auto_priority=auto_priority,
+                                       description=doc[0] if doc else "")
         cls.adapter_name = name
         return cls
     return deco
 
 
+def list_adapters(modality: str | None = None) -> list[str]:
+    """Registered adapter names (sorted), optionally only those of one modality."""
+    return sorted(n for n, e in _ADAPTERS.items() if modality is None or e.modality == modality)
+
+
 def adapter_names() -> list[str]:
-    return sorted(_ADAPTERS)
+    """Same as `list_adapters()` (the older name)."""
+    return list_adapters()
 
 
-def build_adapter(name: str, backbone: nn.Module, **kwargs) -> "BackboneAdapter":
-    if name == "auto":
-        name = "vit" if ViTAdapter.supports(backbone) else "pixel"
-    if name not in _ADAPTERS:
-        raise ValueError(f"unknown adapter {name!r}; known: {adapter_names()}")
-    return _ADAPTERS[name](backbone, **kwargs)
+def get_adapter(name: str) -> AdapterEntry:
+    """The registry entry of `name`; a ConfigError naming the `adapter` field otherwise."""
+    try:
+        return _ADAPTERS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown adapter {name!r}; known: auto, "
+                          f"{', '.join(list_adapters())}", field="adapter") from None
+
+
+def resolve_adapter(name: str, backbone: nn.Module) -> AdapterEntry:
+    """The entry that wraps `backbone`: `name`'s, or for "auto" the first automatic
+    adapter (highest `auto_priority`) whose class supports this backbone."""
+    if name != "auto":
+        return get_adapter(name)
+    candidates = sorted((e for e in _ADAPTERS.values() if e.auto_priority is not None),
+                        key=lambda e: -e.auto_priority)
+    for entry in candidates:
+        if entry.cls.supports(backbone):
+            return entry
+    raise ConfigError(f"no adapter supports a {type(backbone).__name__} automatically; set the config's "
+                      f"'adapter' to one of {', '.join(list_adapters())}", field="adapter")
+
+
+def build_adapter(name: str, backbone: nn.Module, config=None, **kwargs) -> "BackboneAdapter":
+    """Resolve `name` ("auto" included) for `backbone` and build it (see `AdapterEntry.build`)."""
+    return resolve_adapter(name, backbone).build(backbone, config, **kwargs)
 
 
 class BackboneAdapter(nn.Module, metaclass=ABCMeta):
@@ -69,6 +142,11 @@ class BackboneAdapter(nn.Module, metaclass=ABCMeta):
     def forward_full(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
 
+    @staticmethod
+    def supports(backbone: nn.Module) -> bool:
+        """Whether "auto" may pick this adapter for `backbone`."""
+        return False
+
     def pixel_masks(self, masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Patch masks (B, G, N) -> pixel masks (B, G, H, W), each patch a constant block."""
         b, g, _ = masks.shape
@@ -76,7 +154,8 @@ class BackboneAdapter(nn.Module, metaclass=ABCMeta):
         return F.interpolate(grid, size=size, mode="nearest").reshape(b, g, *size)
 
 
-@register_adapter("vit")
+@register_adapter("vit", label="ViT token dropping", modality="image",
+                  capabilities=("token_dropping", "position_embeddings", "timm_vit"), auto_priority=10)
 class ViTAdapter(BackboneAdapter):
     """timm VisionTransformer: each group is a forward pass over its own tokens only.
 
@@ -88,6 +167,9 @@ class ViTAdapter(BackboneAdapter):
 
     def __init__(self, backbone: nn.Module, token_layer: int = -2):
         super().__init__()
+        if not all(hasattr(backbone, a) for a in ("patch_embed", "blocks", "global_pool")):
+            raise ConfigError(f"the 'vit' adapter needs a timm VisionTransformer backbone, not a "
+                              f"{type(backbone).__name__}; use adapter 'pixel' (or 'auto')", field="adapter")
         self.backbone = backbone
         gh, gw = backbone.patch_embed.grid_size
         self.grid = (int(gh), int(gw))
@@ -97,7 +179,8 @@ class ViTAdapter(BackboneAdapter):
         # second-to-last layer: late enough to be semantic, early enough to be local).
         self.token_layer = token_layer % len(backbone.blocks)
         if backbone.global_pool not in ("token", "avg"):
-            raise ValueError(f"ViTAdapter supports global_pool 'token' or 'avg', not {backbone.global_pool!r}")
+            raise ConfigError(f"the 'vit' adapter supports global_pool 'token' or 'avg', not {backbone.global_pool!r}; "
+                              "set backbone_kwargs global_pool, or use adapter 'pixel'", field="adapter")
 
     @staticmethod
     def supports(backbone: nn.Module) -> bool:
@@ -151,7 +234,8 @@ class ViTAdapter(BackboneAdapter):
         return emb.reshape(b, g, -1), logits.reshape(b, g, -1)
 
 
-@register_adapter("pixel")
+@register_adapter("pixel", label="Pixel masking", modality="image",
+                  capabilities=("pixel_fill", "any_module"), config_kwargs=("img_size", "in_chans"), auto_priority=0)
 class PixelMaskAdapter(BackboneAdapter):
     """Any differentiable classifier: each group is the input with other pixels filled.
 
@@ -194,6 +278,10 @@ class PixelMaskAdapter(BackboneAdapter):
             self.token_dim = token_dim
         self.embed_dim = (backbone.num_features if self.timm_like and hasattr(backbone, "num_features")
                           else self.num_classes)
+
+    @staticmethod
+    def supports(backbone: nn.Module) -> bool:
+        return isinstance(backbone, nn.Module)
 
     def patch_tokens(self, x: torch.Tensor) -> torch.Tensor:
         if self.encoder is None:

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import FORMAT_VERSION, SOPConfig
-from .errors import CheckpointError, InputError
+from .errors import CheckpointError, ConfigError, InputError
 
 PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle"}
 CONFIG_KEY = "sop_config"
@@ -65,9 +65,17 @@ def _open(path: Path) -> tuple[SOPConfig, dict[str, torch.Tensor]]:
         raise CheckpointError(f"{path.name} uses checkpoint format {version}, newer than this library's "
                               f"{FORMAT_VERSION}; upgrade SOP Explorer to load it")
     try:
-        return SOPConfig.from_dict(data), tensors
+        return SOPConfig.from_dict(data).validate(), tensors
+    except ConfigError as err:
+        raise _config_error(path, err) from err
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path.name}: invalid config ({err})") from err
+
+
+def _config_error(path: Path, err: ConfigError) -> CheckpointError:
+    """A config value's error, restated for the checkpoint it came from (naming the field)."""
+    where = f"config field {err.field!r}" if err.field else "config"
+    return CheckpointError(f"{path.name}: invalid {where} in the checkpoint: {err}")
 
 
 def load_state(module: nn.Module, tensors: dict[str, torch.Tensor], name: str) -> None:
@@ -110,7 +118,39 @@ def load(path: str | Path, map_location: str | torch.device = "cpu", backbone: n
             model.config = config
         else:
             model = create_model(config.backbone, config=config)
+    except ConfigError as err:
+        raise _config_error(path, err) from err
     except InputError as err:
         raise CheckpointError(f"{path.name}: {err}") from err
     load_state(model, tensors, path.name)
     return model.to(map_location).eval()
+
+
+def twin_path(sop_path: str | Path) -> Path:
+    """<name>_sop.safetensors -> <name>_backbone.safetensors (the plain twin beside it)."""
+    p = Path(sop_path)
+    stem = p.name[: -len("_sop.safetensors")] if p.name.endswith("_sop.safetensors") else p.stem
+    return p.with_name(f"{stem}_backbone.safetensors")
+
+
+def load_pair(sop_path: str | Path, backbone_path: str | Path | None = None, *,
+              need_dataset: bool = True) -> tuple[nn.Module, nn.Module | None, Path | None]:
+    """An SOP checkpoint and its plain backbone twin: (model, twin or None, twin's path or None).
+
+    `backbone_path` None = the ``_backbone`` sibling (`twin_path`) when it exists; a path
+    given explicitly must exist.  Refuses a plain backbone checkpoint as `sop_path`, and
+    (`need_dataset`) a checkpoint that does not record its dataset.
+    """
+    from .model import SOPModel
+    sop_path = Path(sop_path)
+    model = load(sop_path)
+    if not isinstance(model, SOPModel):
+        raise InputError(f"{sop_path.name} is a plain backbone checkpoint; pass its *_sop checkpoint instead")
+    if need_dataset and not model.config.dataset:
+        raise InputError(f"{sop_path.name} does not record its dataset; cannot pick its test inputs")
+    if backbone_path is not None and not Path(backbone_path).is_file():
+        raise InputError(f"backbone checkpoint {backbone_path} does not exist")
+    path = Path(backbone_path) if backbone_path is not None else twin_path(sop_path)
+    if not path.is_file():
+        return model, None, None
+    return model, load(path), path

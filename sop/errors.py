@@ -19,3 +19,12 @@ class CheckpointError(SOPError, ValueError):
 
 class ExplanationError(SOPError, ValueError):
     """An attribution method cannot explain this model or input, or returned an unusable map."""
+
+
+class ConfigError(SOPError, ValueError):
+    """A configuration value is unusable: an unknown name (adapter, task, dataset), a head count
+    that does not divide the group count, a missing folder...  `field` names the setting."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field

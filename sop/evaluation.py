@@ -35,6 +35,7 @@ aggregates (medians, paired differences) can be computed from the JSON.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .checkpoint import load_pair, twin_path  # noqa: F401 - twin_path: older import path
 from .data import Split
 from .explainers import default_settings, explain, logits_of, model_grid
 from .faithfulness import DEFAULT_BASELINE, DEFAULT_STEPS, group_sizes_of, insertion_deletion, pixel_order, \
@@ -53,6 +55,8 @@ from .localisation import METRICS as LOCALISATION_METRICS
 from .localisation import ground_truth_masks, localisation_scores
 from .methods import list_methods
 from .model import SOPModel
+
+log = logging.getLogger(__name__)
 
 # Ground-truth metrics exist only for inputs with a mask; the localisation ones are sop.localisation's.
 GROUND_TRUTH = (*LOCALISATION_METRICS, "iou", "iou_gt_area")
@@ -72,11 +76,18 @@ class EvalSettings:
 
 
 @torch.no_grad()
-def model_statistics(model: SOPModel, backbone: nn.Module | None, split: Split, batch_size: int = 128) -> dict:
-    """Accuracy, backbone accuracy, fidelity and sparsity over the whole split."""
+def sop_statistics(model: SOPModel, split: Split, backbone: nn.Module | None = None, batch_size: int = 128) -> dict:
+    """Every model statistic over the whole split, in one pass.
+
+    accuracy; groups used per input (score > 0; per-class selection: groups any class
+    uses); patches per used group (patch mask > 0) and pixels per used group; the share of
+    the image the used groups cover; with a `backbone`, its accuracy and the fidelity
+    (share of inputs where SOP predicts the backbone's class).  Training records a
+    subset (`sop.train.RECORDED_STATISTICS`), the report another (`REPORT_STATISTICS`).
+    """
     model.eval()
     n = correct = bb_correct = agree = 0
-    used = pixels = covered = 0.0
+    used = patches = pixels = covered = 0.0
     for x, y in DataLoader(split.dataset, batch_size=batch_size):
         out = model(x)
         pred = out.logits.argmax(-1)
@@ -88,15 +99,28 @@ def model_statistics(model: SOPModel, backbone: nn.Module | None, split: Split, 
         selected = out.selected                                           # (B, G); per class: any class
         inside = out.pixel_masks > 0                                      # (B, G, H, W)
         used += float(selected.sum())
+        patches += float(((out.group_masks > 0).sum(-1).float() * selected).sum())
         pixels += float((inside.flatten(2).sum(-1) * selected).sum())
         covered += float((inside & selected[..., None, None]).any(1).flatten(1).float().mean(1).sum())
         n += len(y)
     stats = dict(samples=n, accuracy=correct / n, groups_used=used / n, num_groups=model.num_groups,
+                 patches_per_group=patches / max(used, 1), num_patches=model.adapter.num_patches,
                  pixels_per_group=pixels / max(used, 1), image_pixels=int(math.prod(model.config.img_size)),
                  selected_fraction=covered / n, grid=list(model.adapter.grid))
     if backbone is not None:
         stats.update(backbone_accuracy=bb_correct / n, fidelity=agree / n)
     return stats
+
+
+# The statistics the report's "model" section holds, in this order.
+REPORT_STATISTICS = ("samples", "accuracy", "groups_used", "num_groups", "pixels_per_group", "image_pixels",
+                     "selected_fraction", "grid", "backbone_accuracy", "fidelity")
+
+
+def model_statistics(model: SOPModel, backbone: nn.Module | None, split: Split, batch_size: int = 128) -> dict:
+    """Accuracy, backbone accuracy, fidelity and sparsity over the whole split (the report's subset)."""
+    stats = sop_statistics(model, split, backbone, batch_size)
+    return {k: stats[k] for k in REPORT_STATISTICS if k in stats}
 
 
 def sample_indices(total: int, n: int, seed: int = 0) -> list[int]:
@@ -147,6 +171,68 @@ def localisation_study(explained: nn.Module, split: Split, masks: np.ndarray, me
     return dict(out, per_input=records)
 
 
+def sop_region(e_sop) -> torch.Tensor:
+    """(H, W) bool: the union of SOP's used groups (score > 0, mask > 0)."""
+    region = torch.zeros_like(e_sop.attribution, dtype=torch.bool)
+    for g in range(len(e_sop.scores)):
+        if e_sop.scores[g] > 0:
+            region |= e_sop.groups[g] > 0
+    return region
+
+
+def score_input(model: SOPModel, explained: nn.Module, x: torch.Tensor, methods: Sequence[str], s: EvalSettings, *,
+                gt: torch.Tensor | None = None, progress: Callable[[str], None] | None = None) -> list[dict]:
+    """One input (1, C, H, W): each method's curve AUCs (and, with a ground-truth mask `gt`,
+    localisation and IoUs) as one record per method, without index and label."""
+    curve_kw = dict(steps=s.steps, baseline=s.baseline, batch_size=s.batch_size)
+    e_sop = explain(model, x, "sop")
+    sizes = group_sizes_of(e_sop)
+    region_sop = sop_region(e_sop)
+    grid = model_grid(model)
+    records = []
+    for method in methods:
+        on = model if method == "sop" else explained
+        e = e_sop if method == "sop" else explain(on, x, method, **s.method_settings.get(method, {}))
+        pixel = insertion_deletion(on, x, e, mode="pixel", **curve_kw)
+        grouped = insertion_deletion(on, x, e, mode="grouped", group_sizes=None if method == "sop" else sizes,
+                                     **curve_kw)
+        rec = dict(method=method, insertion=pixel["insertion"].auc, deletion=pixel["deletion"].auc,
+                   grouped_insertion=grouped["insertion"].auc, grouped_deletion=grouped["deletion"].auc)
+        if gt is not None:
+            rec.update(localisation_scores(e.attribution, gt))
+            region = region_sop if method == "sop" else top_region(e.attribution, grid, int(region_sop.sum()))
+            rec["iou"] = iou(region, gt)
+            rec["iou_gt_area"] = iou(top_region(e.attribution, grid, int(gt.sum())), gt)
+        rec["seconds"] = e.seconds
+        records.append(rec)
+        if progress is not None:
+            progress(method)
+    return records
+
+
+def summary_rows(records: list[dict], methods: Sequence[str], accuracy: dict[str, float | None], *,
+                 baselines_model: str, ground_truth: bool) -> list[dict]:
+    """Per-method means (and SEMs) of the records; the median of the seconds.
+
+    `accuracy` {"sop": ..., "other": ...}: the accuracy of the model each kind of method
+    is scored on; `baselines_model` "backbone" or "sop": the model the baselines explain.
+    """
+    rows = []
+    for method in methods:
+        row = dict(method=method, model="sop" if method == "sop" else baselines_model,
+                   accuracy=accuracy["sop" if method == "sop" else "other"])
+        for k in METRICS:
+            if k in GROUND_TRUTH and not ground_truth:
+                continue
+            vals = [r[k] for r in records if r["method"] == method and k in r]
+            if k == "seconds":  # median: robust to other jobs slowing a few explanations down
+                row[k] = float(np.median(vals)) if vals else float("nan")
+                continue
+            row[k], row[f"{k}_sem"] = mean_sem(vals)
+        rows.append(row)
+    return rows
+
+
 def evaluate(model: SOPModel, backbone: nn.Module | None, split: Split, settings: EvalSettings | None = None, *,
              decisive: np.ndarray | None = None, progress: Callable[[str], None] | None = None) -> dict:
     """The report for one model: {"model": statistics, "rows": [per-method means], "per_input": [...], ...}.
@@ -159,58 +245,24 @@ def evaluate(model: SOPModel, backbone: nn.Module | None, split: Split, settings
     s = settings or EvalSettings()
     methods = list(s.methods)
     explained = backbone if (s.baselines_on == "backbone" and backbone is not None) else model
-    grid = model_grid(model)
     records: list[dict] = []
     indices = sample_indices(len(split.dataset), s.samples, s.seed)
-    curve_kw = dict(steps=s.steps, baseline=s.baseline, batch_size=s.batch_size)
     positives = 0
+    log.debug("explaining %d inputs of %s with %s", len(indices), split.info.name, ", ".join(methods))
     for i in indices:
         x, label = split.dataset[i]
-        x = x.unsqueeze(0)
-        e_sop = explain(model, x, "sop")
-        sizes = group_sizes_of(e_sop)
-        sop_region = torch.zeros_like(e_sop.attribution, dtype=torch.bool)
-        for g in range(len(e_sop.scores)):
-            if e_sop.scores[g] > 0:
-                sop_region |= e_sop.groups[g] > 0
         gt = None
         if decisive is not None and decisive[i].any():
             gt = torch.from_numpy(decisive[i])
             positives += 1
-        for method in methods:
-            on = model if method == "sop" else explained
-            e = e_sop if method == "sop" else explain(on, x, method, **s.method_settings.get(method, {}))
-            pixel = insertion_deletion(on, x, e, mode="pixel", **curve_kw)
-            grouped = insertion_deletion(on, x, e, mode="grouped", group_sizes=None if method == "sop" else sizes,
-                                         **curve_kw)
-            rec = dict(index=int(i), label=int(label), method=method,
-                       insertion=pixel["insertion"].auc, deletion=pixel["deletion"].auc,
-                       grouped_insertion=grouped["insertion"].auc, grouped_deletion=grouped["deletion"].auc)
-            if gt is not None:
-                rec.update(localisation_scores(e.attribution, gt))
-                region = sop_region if method == "sop" else top_region(e.attribution, grid, int(sop_region.sum()))
-                rec["iou"] = iou(region, gt)
-                rec["iou_gt_area"] = iou(top_region(e.attribution, grid, int(gt.sum())), gt)
-            rec["seconds"] = e.seconds
-            records.append(rec)
-            if progress is not None:
-                progress(method)
+        for rec in score_input(model, explained, x.unsqueeze(0), methods, s, gt=gt, progress=progress):
+            records.append(dict(index=int(i), label=int(label), **rec))
+    log.debug("model statistics over the %d inputs of the split", len(split.dataset))
     stats = model_statistics(model, backbone, split)
     accuracy = {"sop": stats["accuracy"],
                 "other": stats.get("backbone_accuracy") if explained is backbone else stats["accuracy"]}
-    rows = []
-    for method in methods:
-        row = dict(method=method, model="sop" if (method == "sop" or explained is model) else "backbone",
-                   accuracy=accuracy["sop" if method == "sop" else "other"])
-        for k in METRICS:
-            if k in GROUND_TRUTH and decisive is None:
-                continue
-            vals = [r[k] for r in records if r["method"] == method and k in r]
-            if k == "seconds":  # median: robust to other jobs slowing a few explanations down
-                row[k] = float(np.median(vals)) if vals else float("nan")
-                continue
-            row[k], row[f"{k}_sem"] = mean_sem(vals)
-        rows.append(row)
+    rows = summary_rows(records, methods, accuracy, baselines_model="sop" if explained is model else "backbone",
+                        ground_truth=decisive is not None)
     return dict(dataset=split.info.name, model=stats, rows=rows, per_input=records, samples=len(indices),
                 iou_samples=positives,
                 settings=dict(methods=methods, samples=s.samples, steps=s.steps, baseline=s.baseline,
@@ -219,85 +271,20 @@ def evaluate(model: SOPModel, backbone: nn.Module | None, split: Split, settings
                                                for m in methods}))
 
 
-# --------------------------------------------------------------------------- formatting
-
-TABLE_COLUMNS = [("method", "method"), ("model", "model"), ("accuracy", "accuracy"),
-                 ("insertion", "insertion AUC ↑"), ("deletion", "deletion AUC ↓"),
-                 ("grouped_insertion", "grouped ins. ↑"), ("grouped_deletion", "grouped del. ↓"),
-                 ("pointing_game", "pointing ↑"), ("mass_accuracy", "mass acc. ↑"),
-                 ("rank_accuracy", "rank acc. ↑"), ("iou", "GT IoU ↑"), ("iou_gt_area", "GT IoU @GT area ↑"),
-                 ("seconds", "s / explanation")]
-
-
-def format_table(report: dict) -> str:
-    """The report's rows as a Markdown table (what the CLI prints and the docs hold)."""
-    cols = [(k, h) for k, h in TABLE_COLUMNS if k in report["rows"][0]]
-    lines = ["| " + " | ".join(h for _, h in cols) + " |",
-             "|" + "|".join("---" if k in ("method", "model") else "---:" for k, _ in cols) + "|"]
-    for row in report["rows"]:
-        cells = []
-        for k, _ in cols:
-            v = row[k]
-            if isinstance(v, str):
-                cells.append(v)
-            elif k == "seconds":
-                cells.append(f"{v:.4f}" if v < 0.1 else f"{v:.2f}")
-            elif k == "accuracy":
-                cells.append(f"{v:.3f}")
-            else:
-                sem = row.get(f"{k}_sem", float("nan"))
-                cells.append(f"{v:.3f}" + (f" ± {sem:.3f}" if math.isfinite(sem) else ""))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def format_summary(report: dict) -> str:
-    """One paragraph of model statistics above the table."""
-    m = report["model"]
-    parts = [f"dataset {report['dataset']}: SOP accuracy {m['accuracy']:.3f}"]
-    if "backbone_accuracy" in m:
-        parts.append(f"backbone accuracy {m['backbone_accuracy']:.3f}, fidelity {m['fidelity']:.3f}")
-    parts.append(f"groups used {m['groups_used']:.2f} of {m['num_groups']}, "
-                 f"{m['pixels_per_group']:.0f} pixels per used group (of {m['image_pixels']}), "
-                 f"used groups cover {100 * m['selected_fraction']:.0f}% of the image")
-    s = report["settings"]
-    parts.append(f"N = {report['samples']} test inputs"
-                 + (f" ({report['iou_samples']} with a ground-truth mask, for localisation and IoU)"
-                    if "iou" in report["rows"][0] else "")
-                 + f", {s['steps']} steps, removal baseline {s['baseline']!r}, baselines explain the "
-                 + ("backbone twin" if s["baselines_on"] == "backbone" else "SOP model"))
-    return "; ".join(parts) + "."
-
-
 # --------------------------------------------------------------------------- checkpoints
-
-def twin_path(sop_path) -> Path:
-    """<name>_sop.safetensors -> <name>_backbone.safetensors (the plain twin beside it)."""
-    p = Path(sop_path)
-    stem = p.name[: -len("_sop.safetensors")] if p.name.endswith("_sop.safetensors") else p.stem
-    return p.with_name(f"{stem}_backbone.safetensors")
-
 
 def evaluate_checkpoint(sop_path, backbone_path=None, settings: EvalSettings | None = None, *,
                         split_name: str = "test", progress: Callable[[str], None] | None = None) -> dict:
-    """Load an SOP checkpoint (and its twin), its dataset's split, and run `evaluate`.
+    """Load an SOP checkpoint and its twin (`sop.checkpoint.load_pair`), its dataset's split,
+    and run `evaluate`.
 
     `backbone_path` None = the ``_backbone`` sibling when it exists; the baselines then
     explain the SOP model itself if there is none (stated in the report).
     """
-    from .checkpoint import load
     from .data import load_split
     from .errors import InputError
-    model = load(sop_path)
-    if not isinstance(model, SOPModel):
-        raise InputError(f"{Path(sop_path).name} is a plain backbone checkpoint; pass the *_sop checkpoint as --model")
-    if backbone_path is not None and not Path(backbone_path).is_file():
-        raise InputError(f"backbone checkpoint {backbone_path} does not exist")
-    backbone_path = Path(backbone_path) if backbone_path is not None else twin_path(sop_path)
-    backbone = load(backbone_path) if backbone_path.is_file() else None
+    model, backbone, backbone_path = load_pair(sop_path, backbone_path)
     cfg = model.config
-    if not cfg.dataset:
-        raise InputError(f"{Path(sop_path).name} does not record its dataset; cannot pick test inputs")
     seed = int(cfg.training.get("seed", 0))
     split = load_split(cfg.dataset, split_name, seed=seed)
     decisive = ground_truth_masks(cfg.dataset, split_name, seed=seed)
@@ -305,6 +292,7 @@ def evaluate_checkpoint(sop_path, backbone_path=None, settings: EvalSettings | N
         raise InputError("ground-truth masks and the loaded split disagree; cannot score localisation")
     settings = settings or EvalSettings()
     if backbone is None and settings.baselines_on == "backbone":
+        log.info("%s has no backbone twin beside it: the baselines explain the SOP model", Path(sop_path).name)
         settings = EvalSettings(**{**settings.__dict__, "baselines_on": "sop"})
     report = evaluate(model, backbone, split, settings, decisive=decisive, progress=progress)
     report.update(checkpoint=str(sop_path), backbone=str(backbone_path) if backbone is not None else None)

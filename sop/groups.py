@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from entmax import sparsemax
 from torch import nn
 
+from .errors import ConfigError
+
 GROUP_GENS = ("learned", "patch")
 GROUP_SELECTS = ("shared", "per_class")
 
@@ -45,6 +47,12 @@ def gaussian_blur_grid(att: torch.Tensor, grid: tuple[int, int], sigma: float) -
     img = F.conv2d(F.pad(img, (radius, radius, 0, 0), mode="replicate"), k1.view(1, 1, 1, -1))
     img = F.conv2d(F.pad(img, (0, 0, radius, radius), mode="replicate"), k1.view(1, 1, -1, 1))
     return img.reshape(b, g, -1)
+
+
+def _check_heads(num_groups: int, heads: int) -> None:
+    if heads < 1 or num_groups % heads:
+        raise ConfigError(f"num_groups ({num_groups}) must be a multiple of the head count group_heads ({heads})",
+                          field="group_heads")
 
 
 class GroupGen(nn.Module):
@@ -65,8 +73,7 @@ class GroupGen(nn.Module):
                  max_patches: int | None = None, scale: float = 1.0, grid: tuple[int, int] | None = None,
                  blur: float = 0.0):
         super().__init__()
-        if num_groups % heads:
-            raise ValueError(f"num_groups ({num_groups}) must be a multiple of heads ({heads})")
+        _check_heads(num_groups, heads)
         self.num_groups, self.heads, self.dim = num_groups, heads, dim
         self.max_patches = max_patches
         self.grid, self.blur = grid, blur
@@ -116,8 +123,7 @@ class PatchQueryGroupGen(nn.Module):
                  max_patches: int | None = None, scale: float = 1.0, grid: tuple[int, int] | None = None,
                  blur: float = 0.0, num_patches: int | None = None):
         super().__init__()
-        if num_groups % heads:
-            raise ValueError(f"num_groups ({num_groups}) must be a multiple of heads ({heads})")
+        _check_heads(num_groups, heads)
         n = num_patches or (grid[0] * grid[1])
         self.num_groups, self.heads, self.dim = num_groups, heads, dim
         self.max_patches = max_patches or max(1, round(0.2 * n))   # None: the authors' k = 20 %

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .adapters import BackboneAdapter, build_adapter
+from .adapters import BackboneAdapter, resolve_adapter
 from .config import SOPConfig
 from .errors import InputError
 from .groups import GROUP_GENS, GROUP_SELECTS, GroupGen, GroupSelect, PatchQueryGroupGen
@@ -79,6 +79,7 @@ def create_backbone(cfg: SOPConfig, pretrained: bool = False) -> nn.Module:
 class SOPModel(nn.Module):
     def __init__(self, adapter: BackboneAdapter, config: SOPConfig):
         super().__init__()
+        config.validate()
         self.config = config
         self.adapter = adapter
         n = adapter.num_patches
@@ -175,20 +176,9 @@ def create_model(backbone: str | nn.Module, num_classes: int | None = None, *, p
     >>> model = create_model("vit_tiny_patch16_224", num_classes=10, img_size=(224, 224))
     >>> model = create_model(my_cnn, num_classes=10, img_size=(32, 32), in_chans=3)
     """
-    if isinstance(backbone, nn.Module):
-        if config is None:
-            config = SOPConfig(backbone="module", num_classes=num_classes, **config_kwargs)
-        module = backbone
-    else:
-        if config is None:
-            config = SOPConfig(backbone=backbone, num_classes=num_classes, **config_kwargs)
-        module = create_backbone(config, pretrained=pretrained)
-    kwargs = dict(config.adapter_kwargs)
-    name = config.adapter
-    if name == "auto":
-        from .adapters import ViTAdapter
-        name = "vit" if ViTAdapter.supports(module) else "pixel"
-    if name == "pixel":
-        kwargs.setdefault("img_size", config.img_size)
-        kwargs.setdefault("in_chans", config.in_chans)
-    return SOPModel(build_adapter(name, module, **kwargs), config)
+    is_module = isinstance(backbone, nn.Module)
+    if config is None:
+        config = SOPConfig(backbone="module" if is_module else backbone, num_classes=num_classes, **config_kwargs)
+    config.validate()   # a bad value fails here, before any backbone is built
+    module = backbone if is_module else create_backbone(config, pretrained=pretrained)
+    return SOPModel(resolve_adapter(config.adapter, module).build(module, config), config)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import os
 import random
@@ -22,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
@@ -30,10 +30,15 @@ from tqdm import tqdm
 
 from .checkpoint import save
 from .config import SOPConfig
-from .data import Split, load_split
-from .errors import CheckpointError, InputError
+from .data import Split, get_dataset, load_split
+from .errors import CheckpointError, ConfigError, InputError
+from .evaluation import sop_statistics
+from .explainers import logits_of
 from .model import SOPModel, create_backbone, create_model
 from .regularisers import group_penalty, ramp_factor
+from .tasks import Task, get_task, list_tasks
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,6 +57,7 @@ class StageSettings:
     area_weight: float = 0.0           # SOP stage: penalty on the area of the selected groups
     tv_weight: float = 0.0             # SOP stage: total-variation penalty (compact groups)
     penalty_ramp_epochs: float = 0.0   # SOP stage: raise both penalties linearly from 0 over this many epochs
+    task: str = "classification"       # a name in sop.tasks: whose loss is minimised
 
 
 @dataclass
@@ -94,11 +100,6 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
         return x
     shifts = torch.randint(-max_shift, max_shift + 1, (x.shape[0], 2), generator=generator)
     return torch.stack([torch.roll(img, (int(dy), int(dx)), dims=(-2, -1)) for img, (dy, dx) in zip(x, shifts)])
-
-
-def logits_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    out = model(x)
-    return out.logits if hasattr(out, "logits") else out
 
 
 @torch.no_grad()
@@ -172,6 +173,66 @@ def load_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer) -> dict
     return meta
 
 
+@dataclass
+class _Loop:
+    """What one stage's epochs share: the (wrapped) model, its optimizer and schedule."""
+    net: nn.Module                     # the model, or its DistributedDataParallel wrapper
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    loader: DataLoader
+    settings: StageSettings
+    dist: DistInfo
+    task: Task
+    aug: torch.Generator
+    step: int = 0
+    total: int = 0                     # steps in the whole stage
+    warmup: int = 0
+    ramp_steps: int = 0                # the penalty ramp, in steps
+
+    @property
+    def done(self) -> bool:
+        return self.settings.max_steps is not None and self.step >= self.settings.max_steps
+
+
+def _loader(train: Split, s: StageSettings, d: DistInfo) -> tuple[DistributedSampler | None, DataLoader]:
+    sampler = DistributedSampler(train.dataset, d.world, d.rank, shuffle=True, seed=s.seed) if d.world > 1 else None
+    loader = DataLoader(train.dataset, batch_size=s.batch_size, shuffle=sampler is None, sampler=sampler,
+                        drop_last=len(train.dataset) > s.batch_size * d.world,
+                        generator=torch.Generator().manual_seed(s.seed))
+    return sampler, loader
+
+
+def _train_epoch(loop: _Loop, epoch: int, name: str) -> tuple[float, float]:
+    """One pass over the training split: (mean loss, training accuracy)."""
+    s, d = loop.settings, loop.dist
+    loop.net.train()
+    # Redraw at most every 2 s when stderr is a log file, so logs stay readable.
+    bar = tqdm(loop.loader, desc=f"{name} {epoch + 1}/{s.epochs}", disable=not d.main, file=sys.stderr,
+               leave=False, dynamic_ncols=True, mininterval=0.1 if sys.stderr.isatty() else 2.0)
+    seen = correct = 0
+    loss_sum = 0.0
+    for x, y in bar:
+        schedule(loop.opt, loop.step, loop.total, loop.warmup)
+        x, y = random_shift(x, s.shift, loop.aug).to(d.device), y.to(d.device)
+        out = loop.net(x)
+        logits = out.logits if hasattr(out, "logits") else out
+        loss = loop.task.loss(logits, y)
+        if hasattr(out, "group_masks"):
+            ramp = ramp_factor(loop.step, loop.ramp_steps)
+            loss = loss + group_penalty(out, y, loop.model.adapter.grid, ramp * s.area_weight, ramp * s.tv_weight)
+        loop.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        loop.opt.step()
+        loop.step += 1
+        seen += len(y)
+        correct += int((logits.argmax(-1) == y).sum())
+        loss_sum += loss.item() * len(y)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        if loop.done:
+            break
+    return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+
 def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
         dist_info: DistInfo | None = None) -> dict:
     """Train `model` in place; keep the weights with the best validation accuracy."""
@@ -181,65 +242,36 @@ def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
     net = model
     if d.world > 1:
         net = nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
-    sampler = DistributedSampler(train.dataset, d.world, d.rank, shuffle=True, seed=s.seed) if d.world > 1 else None
-    loader = DataLoader(train.dataset, batch_size=s.batch_size, shuffle=sampler is None, sampler=sampler,
-                        drop_last=len(train.dataset) > s.batch_size * d.world,
-                        generator=torch.Generator().manual_seed(s.seed))
+    sampler, loader = _loader(train, s, d)
     opt = optimizer_for(net, s)
-    inner = model
-    total = s.epochs * len(loader)
-    warmup = int(s.warmup_epochs * len(loader))
     # The penalty ramp lets the model learn to classify before the penalties shrink its groups
     # (a full-weight TV penalty from step 0 collapsed one parts run to single-patch groups).
-    ramp_steps = int(s.penalty_ramp_epochs * len(loader))
-    start_epoch, best_acc, best_state, step = 0, -1.0, None, 0
+    loop = _Loop(net=net, model=model, opt=opt, loader=loader, settings=s, dist=d, task=get_task(s.task),
+                 aug=None, total=s.epochs * len(loader), warmup=int(s.warmup_epochs * len(loader)),
+                 ramp_steps=int(s.penalty_ramp_epochs * len(loader)))
+    start_epoch, best_acc, best_state = 0, -1.0, None
     if s.resume is not None:
         meta = load_state(Path(s.resume), model, opt)
-        start_epoch, best_acc, step = meta["epoch"], meta["best_acc"], meta["step"]
+        start_epoch, best_acc, loop.step = meta["epoch"], meta["best_acc"], meta["step"]
         best_state = copy.deepcopy(model.state_dict())
-    aug = torch.Generator().manual_seed(s.seed + 1 + d.rank)
+    loop.aug = torch.Generator().manual_seed(s.seed + 1 + d.rank)
     history = []
     for epoch in range(start_epoch, s.epochs):
         if sampler is not None:
             sampler.set_epoch(epoch)
-        net.train()
-        # Redraw at most every 2 s when stderr is a log file, so logs stay readable.
-        bar = tqdm(loader, desc=f"{name} {epoch + 1}/{s.epochs}", disable=not d.main, file=sys.stderr,
-                   leave=False, dynamic_ncols=True, mininterval=0.1 if sys.stderr.isatty() else 2.0)
-        seen = correct = 0
-        loss_sum = 0.0
         t0 = time.perf_counter()
-        for x, y in bar:
-            schedule(opt, step, total, warmup)
-            x, y = random_shift(x, s.shift, aug).to(d.device), y.to(d.device)
-            out = net(x)
-            logits = out.logits if hasattr(out, "logits") else out
-            loss = F.cross_entropy(logits, y)
-            if hasattr(out, "group_masks"):
-                ramp = ramp_factor(step, ramp_steps)
-                loss = loss + group_penalty(out, y, inner.adapter.grid, ramp * s.area_weight, ramp * s.tv_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            seen += len(y)
-            correct += int((logits.argmax(-1) == y).sum())
-            loss_sum += loss.item() * len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-            if s.max_steps is not None and step >= s.max_steps:
-                break
+        loss, train_acc = _train_epoch(loop, epoch, name)
         val_acc = evaluate_accuracy(model, val, device=d.device)
-        row = dict(epoch=epoch + 1, loss=loss_sum / max(seen, 1), train_acc=correct / max(seen, 1),
-                   val_acc=val_acc, seconds=time.perf_counter() - t0)
+        row = dict(epoch=epoch + 1, loss=loss, train_acc=train_acc, val_acc=val_acc, seconds=time.perf_counter() - t0)
         history.append(row)
         if d.main:
-            print(f"{name} epoch {epoch + 1}/{s.epochs}: loss {row['loss']:.4f} train acc {row['train_acc']:.4f} "
-                  f"val acc {val_acc:.4f} ({row['seconds']:.1f}s)", file=sys.stderr, flush=True)
+            log.info("%s epoch %d/%d: loss %.4f train acc %.4f val acc %.4f (%.1fs)", name, epoch + 1, s.epochs,
+                     row["loss"], row["train_acc"], val_acc, row["seconds"])
         if val_acc > best_acc:
             best_acc, best_state = val_acc, copy.deepcopy(model.state_dict())
         if s.state_path is not None and d.main:
-            save_state(s.state_path, model, opt, dict(epoch=epoch + 1, best_acc=best_acc, step=step, stage=name))
-        if s.max_steps is not None and step >= s.max_steps:
+            save_state(s.state_path, model, opt, dict(epoch=epoch + 1, best_acc=best_acc, step=loop.step, stage=name))
+        if loop.done:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -247,28 +279,14 @@ def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
     return dict(best_val_acc=best_acc, history=history)
 
 
-@torch.no_grad()
-def sop_statistics(model: SOPModel, split: Split, backbone: nn.Module | None = None,
-                   batch_size: int = 128) -> dict:
-    """Accuracy, fidelity to the plain backbone, groups used and patches per group."""
-    model.eval()
-    correct = agree = n = 0
-    used = size = 0.0
-    for x, y in DataLoader(split.dataset, batch_size=batch_size):
-        out = model(x)
-        pred = out.logits.argmax(-1)
-        correct += int((pred == y).sum())
-        if backbone is not None:
-            agree += int((backbone(x).argmax(-1) == pred).sum())
-        selected = out.selected   # per-class selection: groups any class uses
-        used += float(selected.sum())
-        size += float(((out.group_masks > 0).sum(-1).float() * selected).sum())
-        n += len(y)
-    stats = dict(accuracy=correct / n, groups_used=used / n, patches_per_group=size / max(used, 1),
-                 num_patches=model.adapter.num_patches)
-    if backbone is not None:
-        stats["fidelity"] = agree / n
-    return stats
+# The statistics a trained SOP checkpoint records for its test split (`sop verify` recomputes them).
+RECORDED_STATISTICS = ("accuracy", "groups_used", "patches_per_group", "num_patches", "fidelity")
+
+
+def recorded_statistics(model: SOPModel, split: Split, backbone: nn.Module | None = None) -> dict:
+    """Accuracy, fidelity to the plain backbone, groups used and patches per group (`sop_statistics`)."""
+    stats = sop_statistics(model, split, backbone)
+    return {k: stats[k] for k in RECORDED_STATISTICS if k in stats}
 
 
 def build_config(preset: dict, info, kind: str) -> SOPConfig:
@@ -278,7 +296,8 @@ def build_config(preset: dict, info, kind: str) -> SOPConfig:
                      adapter_kwargs=dict(preset.get("adapter_kwargs", {})),
                      num_groups=preset["num_groups"], group_heads=preset.get("group_heads", 1),
                      max_group_frac=preset.get("max_group_frac", 0.25), class_names=info.class_names,
-                     dataset=info.name, kind=kind, **{k: preset[k] for k in DESIGN_KEYS if k in preset})
+                     dataset=info.name, kind=kind, task=get_dataset(info.name).task,
+                     **{k: preset[k] for k in DESIGN_KEYS if k in preset})
 
 
 # The SOP design knobs a preset (or the train CLI) may set on the model config; the
@@ -286,72 +305,107 @@ def build_config(preset: dict, info, kind: str) -> SOPConfig:
 DESIGN_KEYS = ("group_gen", "group_blur", "group_select", "group_dropout", "select_scale")
 
 
+@dataclass
+class _Pair:
+    """What both stages of `train_pair` share."""
+    preset: dict
+    splits: dict[str, Split]
+    dist: DistInfo
+    out: Path
+    seed: int
+    command: str
+    common: dict                       # StageSettings fields both stages use
+    resume: Path | None = None
+
+    def state_path(self, stage: str) -> Path:
+        return self.out.parent / ".train-state" / f"{self.out.name}_{stage}.state.safetensors"
+
+    def resume_for(self, stage: str) -> Path | None:
+        return self.resume if self.resume is not None and _state_stage(self.resume) == stage else None
+
+
+def _check_trainable(preset: dict) -> None:
+    task = get_task(get_dataset(preset["dataset"]).task)
+    if not task.trainable:
+        raise ConfigError(f"dataset {preset['dataset']!r} is a {task.name} task, which sop.train does not "
+                          f"train yet (trainable tasks: {', '.join(list_tasks(trainable=True))})", field="task")
+    if preset.get("group_gen") == "patch" and (preset.get("area_weight") or preset.get("tv_weight")):
+        # Its masks are hard top-k sets: no gradient, constant area; the penalties would do nothing.
+        raise InputError("--area-weight/--tv-weight need the learned GroupGen (the authors' hard top-k masks "
+                         "have a fixed area and no gradient)")
+
+
+def _backbone_stage(pair: _Pair, backbone_ckpt: Path | None) -> tuple[nn.Module, dict]:
+    """Stage 1: train the plain backbone twin and save it (or load `backbone_ckpt`)."""
+    from .checkpoint import load as load_ckpt
+    from .reproducibility import describe
+    if backbone_ckpt is not None:
+        backbone = load_ckpt(backbone_ckpt)
+        return backbone, backbone.config.training.get("metrics", {})
+    preset, splits, d = pair.preset, pair.splits, pair.dist
+    bb_cfg = build_config(preset, splits["train"].info, "backbone")
+    torch.manual_seed(pair.seed)
+    backbone = create_backbone(bb_cfg)
+    s = StageSettings(epochs=preset["backbone_epochs"], lr=preset["lr"], resume=pair.resume_for("backbone"),
+                      state_path=pair.state_path("backbone"), task=bb_cfg.task, **pair.common)
+    bb_report = fit(backbone, splits["train"], splits["val"], s, "backbone", d)
+    bb_report["test_accuracy"] = evaluate_accuracy(backbone, splits["test"], device=d.device)
+    bb_cfg.training = dict(command=pair.command, seed=pair.seed, metrics=_public(bb_report), environment=describe())
+    if d.main:
+        bb_path = Path(f"{pair.out}_backbone.safetensors")
+        save(backbone.cpu(), bb_path, bb_cfg)
+        log.info("backbone test accuracy %.4f -> %s", bb_report["test_accuracy"], bb_path)
+    return backbone, bb_report
+
+
+def _sop_stage(pair: _Pair, backbone: nn.Module, bb_report: dict, started: float) -> dict:
+    """Stage 2: SOP on the twin's weights; save it with its recorded metrics."""
+    from .reproducibility import describe
+    preset, splits, d = pair.preset, pair.splits, pair.dist
+    sop_cfg = build_config(preset, splits["train"].info, "sop")
+    torch.manual_seed(pair.seed)
+    model = create_model(sop_cfg.backbone, config=sop_cfg)
+    model.backbone.load_state_dict(backbone.state_dict())
+    s = StageSettings(epochs=preset["sop_epochs"], lr=preset["lr"], backbone_lr=preset.get("backbone_lr", 0.0),
+                      area_weight=preset.get("area_weight", 0.0), tv_weight=preset.get("tv_weight", 0.0),
+                      penalty_ramp_epochs=preset.get("penalty_ramp_epochs", 0.0), resume=pair.resume_for("sop"),
+                      state_path=pair.state_path("sop"), task=sop_cfg.task, **pair.common)
+    report = fit(model, splits["train"], splits["val"], s, "sop", d)
+    model.cpu()
+    backbone.cpu().eval()
+    stats = recorded_statistics(model, splits["test"], backbone)
+    metrics = dict(_public(report), test=stats, backbone_test_accuracy=bb_report.get("test_accuracy"),
+                   train_minutes=round((time.time() - started) / 60, 2), world_size=d.world)
+    sop_cfg.training = dict(command=pair.command, seed=pair.seed, metrics=metrics, environment=describe(),
+                            sop_stage=dict(epochs=s.epochs, lr=s.lr, backbone_lr=s.backbone_lr,
+                                           area_weight=s.area_weight, tv_weight=s.tv_weight,
+                                           penalty_ramp_epochs=s.penalty_ramp_epochs))
+    if d.main:
+        sop_path = save(model, Path(f"{pair.out}_sop.safetensors"), sop_cfg)
+        log.debug("SOP test statistics %s -> %s", stats, sop_path)
+    return metrics
+
+
 def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", backbone_ckpt: Path | None = None,
                resume: Path | None = None, max_steps: int | None = None) -> dict:
     """Train (or load) the backbone twin, then SOP on it; write both checkpoints.
 
     Writes <out>_backbone.safetensors and <out>_sop.safetensors (plus .json copies of
-    their configs).  Returns the metrics recorded in the SOP checkpoint.
+    their configs).  Returns the metrics recorded in the SOP checkpoint (its test
+    statistics under "test").  Progress goes to the `sop.train` logger.
     """
-    from .checkpoint import load as load_ckpt
+    _check_trainable(preset)
     d = init_distributed()
     img_size = tuple(preset["img_size"]) if preset.get("img_size") else None
     splits = {k: load_split(preset["dataset"], k, img_size=img_size, seed=seed) for k in ("train", "val", "test")}
     info = splits["train"].info
     started = time.time()
-    out = Path(out)
-    bb_path, sop_path = Path(f"{out}_backbone.safetensors"), Path(f"{out}_sop.safetensors")
-    state_dir = out.parent / ".train-state"
     common = dict(batch_size=preset["batch_size"], weight_decay=preset.get("weight_decay", 0.05),
                   shift=preset.get("shift", info.train_shift), seed=seed, max_steps=max_steps)
-
-    if backbone_ckpt is not None:
-        backbone = load_ckpt(backbone_ckpt)
-        bb_cfg = backbone.config
-        bb_report = bb_cfg.training.get("metrics", {})
-    else:
-        bb_cfg = build_config(preset, info, "backbone")
-        torch.manual_seed(seed)
-        backbone = create_backbone(bb_cfg)
-        resume_bb = resume if resume is not None and _state_stage(resume) == "backbone" else None
-        s = StageSettings(epochs=preset["backbone_epochs"], lr=preset["lr"], resume=resume_bb,
-                          state_path=state_dir / f"{out.name}_backbone.state.safetensors", **common)
-        bb_report = fit(backbone, splits["train"], splits["val"], s, "backbone", d)
-        bb_report["test_accuracy"] = evaluate_accuracy(backbone, splits["test"], device=d.device)
-        from .reproducibility import describe
-        bb_cfg.training = dict(command=command, seed=seed, metrics=_public(bb_report), environment=describe())
-        if d.main:
-            save(backbone.cpu(), bb_path, bb_cfg)
-            print(f"backbone test accuracy {bb_report['test_accuracy']:.4f} -> {bb_path}", file=sys.stderr)
-
-    sop_cfg = build_config(preset, info, "sop")
-    if sop_cfg.group_gen == "patch" and (preset.get("area_weight") or preset.get("tv_weight")):
-        # Its masks are hard top-k sets: no gradient, constant area; the penalties would do nothing.
-        raise InputError("--area-weight/--tv-weight need the learned GroupGen (the authors' hard top-k masks "
-                         "have a fixed area and no gradient)")
-    torch.manual_seed(seed)
-    model = create_model(sop_cfg.backbone, config=sop_cfg)
-    model.backbone.load_state_dict(backbone.state_dict())
-    resume_sop = resume if resume is not None and _state_stage(resume) == "sop" else None
-    s = StageSettings(epochs=preset["sop_epochs"], lr=preset["lr"], backbone_lr=preset.get("backbone_lr", 0.0),
-                      area_weight=preset.get("area_weight", 0.0), tv_weight=preset.get("tv_weight", 0.0),
-                      penalty_ramp_epochs=preset.get("penalty_ramp_epochs", 0.0),
-                      resume=resume_sop, state_path=state_dir / f"{out.name}_sop.state.safetensors", **common)
-    report = fit(model, splits["train"], splits["val"], s, "sop", d)
-    model.cpu()
-    backbone.cpu().eval()
-    stats = sop_statistics(model, splits["test"], backbone)
-    metrics = dict(_public(report), test=stats, backbone_test_accuracy=bb_report.get("test_accuracy"),
-                   train_minutes=round((time.time() - started) / 60, 2), world_size=d.world)
-    from .reproducibility import describe
-    sop_cfg.training = dict(command=command, seed=seed, metrics=metrics, environment=describe(),
-                            sop_stage=dict(epochs=s.epochs, lr=s.lr, backbone_lr=s.backbone_lr,
-                                           area_weight=s.area_weight, tv_weight=s.tv_weight,
-                                           penalty_ramp_epochs=s.penalty_ramp_epochs))
-    if d.main:
-        save(model, sop_path, sop_cfg)
-        print(json.dumps(dict(backbone_test_accuracy=metrics["backbone_test_accuracy"], **stats), indent=2))
-        print(f"-> {sop_path}", file=sys.stderr)
+    pair = _Pair(preset=preset, splits=splits, dist=d, out=Path(out), seed=seed, command=command, common=common,
+                 resume=resume)
+    backbone, bb_report = _backbone_stage(pair, backbone_ckpt)
+    metrics = _sop_stage(pair, backbone, bb_report, started)
     if d.world > 1:
         dist.barrier()
         dist.destroy_process_group()

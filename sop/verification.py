@@ -11,6 +11,7 @@ Two levels:
 """
 from __future__ import annotations
 
+import logging
 import shlex
 import subprocess
 import sys
@@ -20,7 +21,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError, InputError
+from .errors import CheckpointError
+
+log = logging.getLogger(__name__)
 
 COMPARED = ("accuracy", "fidelity", "groups_used", "patches_per_group")
 
@@ -71,20 +74,14 @@ def recorded_metrics(cfg) -> dict[str, float | None]:
 
 def recompute_metrics(sop_path: Path, backbone_path: Path | None = None) -> dict[str, float | None]:
     """The test metrics `train_pair` records, recomputed from the checkpoint(s) on disk."""
-    from .checkpoint import load
+    from .checkpoint import load_pair
     from .data import load_split
-    from .evaluation import twin_path
-    from .model import SOPModel
-    from .train import evaluate_accuracy, sop_statistics
-    model = load(sop_path)
-    if not isinstance(model, SOPModel):
-        raise InputError(f"{Path(sop_path).name} is a plain backbone: verify the *_sop checkpoint")
+    from .evaluation import sop_statistics
+    from .train import evaluate_accuracy
+    model, backbone, _ = load_pair(sop_path, backbone_path)
     cfg = model.config
-    if not cfg.dataset:
-        raise InputError(f"{Path(sop_path).name} does not record its dataset")
-    backbone_path = backbone_path or twin_path(sop_path)
-    backbone = load(backbone_path) if Path(backbone_path).is_file() else None
     split = load_split(cfg.dataset, "test", img_size=cfg.img_size, seed=int(cfg.training.get("seed", 0)))
+    log.debug("recomputing the test metrics of %s on %d inputs", Path(sop_path).name, len(split.dataset))
     stats = sop_statistics(model, split, backbone)
     out = {k: stats.get(k) for k in COMPARED}
     out["backbone_accuracy"] = evaluate_accuracy(backbone, split) if backbone is not None else None
@@ -120,8 +117,7 @@ def retrain_command(recorded: str, out_prefix: Path) -> list[str]:
 
 
 def full(sop_path, workdir: Path | None = None) -> Verdict:
-    from .checkpoint import read_config
-    from .evaluation import twin_path
+    from .checkpoint import read_config, twin_path
     sop_path = Path(sop_path)
     cfg = read_config(sop_path)
     command = cfg.training.get("command")
@@ -130,7 +126,7 @@ def full(sop_path, workdir: Path | None = None) -> Verdict:
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         prefix = Path(tmp) / "retrained"
         cmd = retrain_command(command, prefix)
-        print("retraining: " + " ".join(shlex.quote(c) for c in cmd[1:]), file=sys.stderr, flush=True)
+        log.info("retraining: %s", " ".join(shlex.quote(c) for c in cmd[1:]))
         # Run where the user is: relative paths in the recorded command (a backbone checkpoint,
         # a folder data set) mean what they meant when it was recorded from the same place.
         proc = subprocess.run(cmd)
@@ -148,5 +144,8 @@ def full(sop_path, workdir: Path | None = None) -> Verdict:
     shipped_env = cfg.training.get("environment", {})
     v.notes.append(f"shipped on: {shipped_env.get('cpu', 'unrecorded')} (pinned: {shipped_env.get('pinned', 'unrecorded')}); "
                    f"rerun on: {env.get('cpu')} (pinned: {env.get('pinned')})")
+    if shipped_env.get("cpu_flags") != env.get("cpu_flags"):  # a model name hides the processor generation
+        v.notes.append(f"vector extensions differ: shipped {shipped_env.get('cpu_flags', 'unrecorded')}, "
+                       f"rerun {env.get('cpu_flags')}")
     v.notes.append(f"max |weight diff|: SOP {diff_sop:.3g}, backbone twin {diff_bb:.3g}")
     return v

@@ -118,8 +118,9 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from ..errors import InputError
-    from ..evaluation import EvalSettings, evaluate_checkpoint, format_summary, format_table
+    from ..evaluation import EvalSettings, evaluate_checkpoint
     from ..zoo import embedded_models
+    from ._evaluate_report import format_summary, format_table
     models = args.model or [m.sop_path for m in embedded_models()]
     if not models:
         raise InputError("no --model given and no embedded models found under assets/models")

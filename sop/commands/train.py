@@ -1,16 +1,19 @@
 """`python -m sop train`: train the backbone twin and the SOP model for a preset."""
 from __future__ import annotations
 
+import json
+import os
 import shlex
 import sys
 from pathlib import Path
 
 
 def register(sub) -> None:
+    from ..data import dataset_names
     from ..presets import preset_names
     p = sub.add_parser("train", help="train a backbone and its SOP model end to end")
     p.add_argument("--preset", choices=preset_names(), default="digits")
-    p.add_argument("--dataset", help="override the preset's dataset (digits, parts, folder:<path>)")
+    p.add_argument("--dataset", help=f"override the preset's dataset ({', '.join(dataset_names())})")
     p.add_argument("--backbone", help="override the timm backbone name (kwargs from the preset are dropped)")
     p.add_argument("--backbone-checkpoint", type=Path, help="skip stage 1: use this backbone checkpoint")
     p.add_argument("--groups", type=int, help="number of groups G")
@@ -76,8 +79,11 @@ def run(args) -> int:
         import torch
         torch.set_num_threads(int(preset["threads"]))
     command = "python -m sop " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    train_pair(preset, args.out, seed=args.seed, command=command, backbone_ckpt=args.backbone_checkpoint,
-               resume=args.resume, max_steps=args.max_steps)
+    metrics = train_pair(preset, args.out, seed=args.seed, command=command, backbone_ckpt=args.backbone_checkpoint,
+                         resume=args.resume, max_steps=args.max_steps)
+    if int(os.environ.get("RANK", "0")) == 0:   # under torchrun, one process reports
+        print(json.dumps(dict(backbone_test_accuracy=metrics["backbone_test_accuracy"], **metrics["test"]), indent=2))
+        print(f"-> {args.out}_sop.safetensors", file=sys.stderr)
     return 0
 
 

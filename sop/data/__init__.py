@@ -1,33 +1,29 @@
-"""Datasets SOP trains on, all available offline.
+"""Datasets SOP trains on, all available offline, in one registry (`sop.data.registry`).
 
     load_split("digits", "train")            # scikit-learn's handwritten digits
     load_split("parts", "test")              # synthetic scenes with true part masks
     load_split("folder:/path/to/images", "val")  # your own ImageFolder tree
+    list_datasets()                          # ["digits", "folder", "parts"]
+    get_dataset("parts").ground_truth        # "part_masks"
 
 Every split returns a torch Dataset of (normalised image, label) and a DatasetInfo
-with what a checkpoint must remember to preprocess new inputs the same way.
+with what a checkpoint must remember to preprocess new inputs the same way.  To add a
+dataset, decorate its loader with `register_dataset` (see README, "Adding a dataset").
 """
 from __future__ import annotations
 
-from .base import DatasetInfo, Split
+from .base import DatasetInfo, Split, normalise, tensor_split
+# Importing the loaders registers them.
 from .digits import load_digits_split
 from .folder import load_folder_split
 from .parts import PART_NAMES, RULE_TEXT, PartsScenes, load_parts_split
+from .registry import DatasetSpec, dataset_names, get_dataset, list_datasets, register_dataset
 
-__all__ = ["DatasetInfo", "Split", "load_split", "PartsScenes", "PART_NAMES", "RULE_TEXT", "dataset_names"]
-
-
-def dataset_names() -> list[str]:
-    return ["digits", "parts", "folder:<path>"]
+__all__ = ["DatasetInfo", "Split", "load_split", "PartsScenes", "PART_NAMES", "RULE_TEXT", "dataset_names",
+           "DatasetSpec", "register_dataset", "list_datasets", "get_dataset", "tensor_split", "normalise",
+           "load_digits_split", "load_folder_split", "load_parts_split"]
 
 
 def load_split(name: str, split: str, *, img_size: tuple[int, int] | None = None, seed: int = 0) -> Split:
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"split must be train, val or test, not {split!r}")
-    if name == "digits":
-        return load_digits_split(split, img_size=img_size or (32, 32))
-    if name == "parts":
-        return load_parts_split(split, seed=seed)
-    if name.startswith("folder:"):
-        return load_folder_split(name[len("folder:"):], split, img_size=img_size or (224, 224), seed=seed)
-    raise ValueError(f"unknown dataset {name!r}; known: {dataset_names()}")
+    """One split of the dataset `name` (a registered name, or "folder:<path>")."""
+    return get_dataset(name).load(split, img_size=img_size, seed=seed)

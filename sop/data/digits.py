@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import DatasetInfo, Split, tensor_split
+from .registry import register_dataset
 
 # Mean/std of the training split at 32x32 (ink is bright: white digit on black).
 DIGITS_MEAN, DIGITS_STD = (0.3049,), (0.3758,)
@@ -40,3 +41,9 @@ def load_digits_split(split: str, img_size: tuple[int, int] = (32, 32)) -> Split
                        description="scikit-learn handwritten digits, 8x8 scans upsampled; white ink on black",
                        train_shift=max(1, img_size[0] // 8))
     return tensor_split(x, torch.from_numpy(labels[idx]), info)
+
+
+@register_dataset("digits", label="Handwritten digits", modality="image", task="classification", ground_truth=None)
+def digits(split: str, *, img_size: tuple[int, int] | None = None, seed: int = 0) -> Split:
+    """scikit-learn's 1,797 handwritten digit scans, 10 classes (default 32x32, fixed split)."""
+    return load_digits_split(split, img_size=img_size or (32, 32))

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
+from ..errors import ConfigError
 from .base import DatasetInfo, Split
+from .registry import register_dataset
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -20,7 +22,8 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 def scan(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     if not classes:
-        raise ValueError(f"{root} has no class subfolders (expected root/<class>/<image>)")
+        raise ConfigError(f"image folder {root} has no class subfolders (expected root/<class>/<image>)",
+                          field="dataset")
     items = [(f, i) for i, c in enumerate(classes) for f in sorted((root / c).rglob("*"))
              if f.suffix.lower() in IMAGE_SUFFIXES]
     return classes, items
@@ -46,7 +49,8 @@ def load_folder_split(root: str, split: str, img_size=(224, 224), seed: int = 0,
                       in_chans: int = 3) -> Split:
     root_path = Path(root)
     if not root_path.is_dir():
-        raise ValueError(f"image folder {root!r} does not exist")
+        raise ConfigError(f"image folder {root!r} does not exist or is not a folder (dataset folder:<path>)",
+                          field="dataset")
     info_kwargs = dict(name=f"folder:{root}", in_chans=in_chans, img_size=tuple(img_size),
                        mean=IMAGENET_MEAN[:in_chans] if in_chans == 3 else (0.5,),
                        std=IMAGENET_STD[:in_chans] if in_chans == 3 else (0.5,),
@@ -67,3 +71,10 @@ def load_folder_split(root: str, split: str, img_size=(224, 224), seed: int = 0,
         chosen += [mine[j] for j in sorted(bounds[split])]
     info = DatasetInfo(class_names=classes, **info_kwargs)
     return Split(ImageFiles(chosen, info), info)
+
+
+@register_dataset("folder", label="Image folder", modality="image", task="classification", ground_truth=None,
+                  takes_path=True)
+def folder(split: str, *, img_size: tuple[int, int] | None = None, seed: int = 0, path: str = "") -> Split:
+    """Your own images, root/<class>/<image> (default 224x224; split 80/10/10 unless train/ and val/ exist)."""
+    return load_folder_split(path, split, img_size=img_size or (224, 224), seed=seed)

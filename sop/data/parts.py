@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .base import DatasetInfo, Split, tensor_split
+from .registry import register_dataset
 
 PART_NAMES = ("red square", "blue circle", "green triangle", "yellow cross")
 PART_COLOURS = np.array([(0.9, 0.15, 0.15), (0.2, 0.35, 0.95), (0.15, 0.8, 0.25), (0.95, 0.85, 0.1)],
@@ -101,3 +102,9 @@ def parts_info() -> DatasetInfo:
 def load_parts_split(split: str, seed: int = 0) -> Split:
     scenes = PartsScenes.generate(split, seed=seed)
     return tensor_split(torch.from_numpy(scenes.images), torch.from_numpy(scenes.labels), parts_info())
+
+
+@register_dataset("parts", label="Parts scenes", modality="image", task="classification", ground_truth="part_masks")
+def parts(split: str, *, img_size: tuple[int, int] | None = None, seed: int = 0) -> Split:
+    """Synthetic 32x32 scenes, positive iff (red square AND blue circle) OR green triangle."""
+    return load_parts_split(split, seed=seed)   # always 32x32: the part masks are drawn at that size

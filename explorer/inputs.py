@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils.data import TensorDataset
 
 import sop
-from sop.data import PartsScenes, load_split
+from sop.data import PartsScenes, find_dataset, load_split
 from sop.data.parts import PART_COLOURS, PART_NAMES
 from sop.image_io import DEFAULT_MAX_BYTES, image_to_tensor, load_image, tensor_to_image
 
@@ -87,6 +87,12 @@ def split_tensors(data) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(xs), torch.as_tensor(ys)
 
 
+def prepares_like_digits(lm: LoadedModel) -> bool:
+    """Whether uploads and drawings are prepared like the model's dataset's digit scans."""
+    spec = find_dataset(lm.config.dataset)
+    return spec is not None and "digit_like" in spec.capabilities
+
+
 def sample_input(lm: LoadedModel, split: str, index: int) -> ModelInput | None:
     data, _ = split_of(lm, split)
     if data is None or not 0 <= index < len(data.dataset):
@@ -96,7 +102,8 @@ def sample_input(lm: LoadedModel, split: str, index: int) -> ModelInput | None:
     if tuple(x.shape[1:]) != (lm.config.in_chans, *lm.config.img_size):
         return None
     masks = present = None
-    if lm.config.dataset == "parts":
+    spec = find_dataset(lm.config.dataset)
+    if spec is not None and spec.ground_truth == "part_masks":  # per-part masks and colours: a parts scene
         scenes = parts_scenes(split)
         masks, present = scenes.part_masks[index], scenes.present[index]
     return ModelInput("sample", x, tensor_key(x), f"{split} sample #{index}", int(y), split, int(index),
@@ -275,7 +282,7 @@ def _draw_picker(lm: LoadedModel) -> ModelInput | None:
         return None
     try:
         return image_input(lm, data, kind="draw", name="your drawing",
-                           digit_like=lm.config.dataset == "digits")
+                           digit_like=prepares_like_digits(lm))
     except sop.SOPError as err:
         st.error(str(err))
         return None

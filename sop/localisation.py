@@ -88,10 +88,10 @@ def ground_truth_masks(dataset: str, split: str, seed: int = 0) -> np.ndarray | 
 
     Aligned with ``sop.data.load_split(dataset, split, seed=seed)``: mask i belongs to
     input i; an empty mask means that input has no ground truth (is not scored).
-    Today only *parts* carries masks: the decisive parts of positive scenes (negative
-    scenes are positive by no part, so their masks are empty).
+    The dataset registry says which datasets carry masks (`DatasetSpec.masks`); today only
+    *parts* does: the decisive parts of positive scenes (negative scenes are positive by no
+    part, so their masks are empty).
     """
-    if dataset == "parts":
-        from .data import PartsScenes
-        return PartsScenes.generate(split, seed=seed).decisive_masks()
-    return None
+    from .data.registry import find_dataset
+    spec = find_dataset(dataset)
+    return spec.masks(split, seed) if spec is not None and spec.masks is not None else None

@@ -1,6 +1,7 @@
 """The timm-style registries: adapters, datasets and tasks; and the task field of SOPConfig."""
 import logging
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -108,6 +109,30 @@ def test_a_registered_dataset_loads_by_name(monkeypatch):
     split = load_split("stripes", "train", seed=3)
     assert calls == [("train", None, 3)] and len(split.dataset) == 4 and split.info.num_classes == 2
     assert "stripes" in sop.list_datasets() and sop.get_dataset("stripes").description == "Vertical or horizontal stripes."
+
+
+def test_a_registered_dataset_with_masks_gets_localisation_ground_truth(monkeypatch):
+    """Localisation reads a dataset's masks from the registry: no dataset name is special-cased."""
+    from sop.data import DatasetInfo, tensor_split
+    from sop.errors import ConfigError
+    from sop.localisation import ground_truth_masks
+    monkeypatch.setattr(registry, "_DATASETS", dict(registry._DATASETS))
+    wanted = np.zeros((4, 8, 8), bool)
+    wanted[0, :4] = True
+
+    @sop.register_dataset("boxes", label="Boxes", ground_truth="box_masks", masks=lambda split, seed: wanted,
+                          rule="the box is on top", capabilities=("toy",))
+    def load_boxes(split, *, img_size=None, seed=0):
+        info = DatasetInfo(name="boxes", class_names=["a", "b"], in_chans=1, img_size=(8, 8), mean=(0.5,), std=(0.5,))
+        return tensor_split(torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, 0, 1]), info)
+
+    assert np.array_equal(ground_truth_masks("boxes", "test"), wanted)
+    spec = sop.get_dataset("boxes")
+    assert spec.rule == "the box is on top" and spec.capabilities == ("toy",)
+    assert ground_truth_masks("digits", "test") is None and ground_truth_masks("no-such-data", "test") is None
+    assert ground_truth_masks("parts", "test").shape[1:] == (32, 32)
+    with pytest.raises(ConfigError, match="ground_truth and masks go together"):
+        sop.register_dataset("half", label="Half", ground_truth="box_masks")
 
 
 # --------------------------------------------------------------------------- tasks

@@ -6,7 +6,7 @@ import torch
 
 from explorer import charts, compute, export, ui
 from explorer.inputs import PART_HEX, part_legend
-from sop.data import RULE_TEXT
+from sop.data import find_dataset
 from sop.explainers import model_grid
 from sop.image_io import tensor_to_image
 from sop.visualize import draw_outlines, group_assignment, group_colour, overlay_groups, upscale
@@ -45,8 +45,9 @@ with c_in:
     legend = part_legend(mi)
     if legend:
         st.markdown(" ".join(f"{ui.swatch(c)}{n}" for n, c in legend), unsafe_allow_html=True)
-        if lm.config.dataset == "parts":
-            st.caption(f"Rule: positive iff {RULE_TEXT}.")
+        rule = getattr(find_dataset(lm.config.dataset), "rule", "")
+        if rule:
+            st.caption(f"Rule: positive iff {rule}.")
 
 with c_pred:
     st.markdown("**Prediction**")

@@ -17,10 +17,10 @@ from .base import DatasetInfo, Split, normalise, tensor_split
 from .digits import load_digits_split
 from .folder import load_folder_split
 from .parts import PART_NAMES, RULE_TEXT, PartsScenes, load_parts_split
-from .registry import DatasetSpec, dataset_names, get_dataset, list_datasets, register_dataset
+from .registry import DatasetSpec, dataset_names, find_dataset, get_dataset, list_datasets, register_dataset
 
 __all__ = ["DatasetInfo", "Split", "load_split", "PartsScenes", "PART_NAMES", "RULE_TEXT", "dataset_names",
-           "DatasetSpec", "register_dataset", "list_datasets", "get_dataset", "tensor_split", "normalise",
+           "DatasetSpec", "register_dataset", "list_datasets", "get_dataset", "find_dataset", "tensor_split", "normalise",
            "load_digits_split", "load_folder_split", "load_parts_split"]
 
 

@@ -43,7 +43,8 @@ def load_digits_split(split: str, img_size: tuple[int, int] = (32, 32)) -> Split
     return tensor_split(x, torch.from_numpy(labels[idx]), info)
 
 
-@register_dataset("digits", label="Handwritten digits", modality="image", task="classification", ground_truth=None)
+@register_dataset("digits", label="Handwritten digits", modality="image", task="classification", ground_truth=None,
+                  capabilities=("digit_like",))
 def digits(split: str, *, img_size: tuple[int, int] | None = None, seed: int = 0) -> Split:
     """scikit-learn's 1,797 handwritten digit scans, 10 classes (default 32x32, fixed split)."""
     return load_digits_split(split, img_size=img_size or (32, 32))

@@ -104,7 +104,13 @@ def load_parts_split(split: str, seed: int = 0) -> Split:
     return tensor_split(torch.from_numpy(scenes.images), torch.from_numpy(scenes.labels), parts_info())
 
 
-@register_dataset("parts", label="Parts scenes", modality="image", task="classification", ground_truth="part_masks")
+def decisive_masks(split: str, seed: int = 0) -> np.ndarray:
+    """(N, 32, 32) bool: the parts that make each positive scene positive (empty for negatives)."""
+    return PartsScenes.generate(split, seed=seed).decisive_masks()
+
+
+@register_dataset("parts", label="Parts scenes", modality="image", task="classification", ground_truth="part_masks",
+                  masks=decisive_masks, rule=RULE_TEXT)
 def parts(split: str, *, img_size: tuple[int, int] | None = None, seed: int = 0) -> Split:
     """Synthetic 32x32 scenes, positive iff (red square AND blue circle) OR green triangle."""
     return load_parts_split(split, seed=seed)   # always 32x32: the part masks are drawn at that size

@@ -7,6 +7,7 @@ ground truth and loader (timm-style: a decorator, `list_datasets()`, `get_datase
     list_datasets()                       # ["digits", "folder", "parts", "stripes"]
     spec = get_dataset("parts")           # its DatasetSpec
     spec.ground_truth                     # "part_masks" (what a scored input carries), or None
+    spec.masks("test", 0)                 # those masks, (N, H, W) bool, aligned with spec.load("test")
     spec.load("test")                     # a Split, the same as load_split("parts", "test")
     get_dataset("folder:/data/pets")      # a path-taking dataset, bound to its path
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from typing import Callable
+
+import numpy as np
 
 from ..errors import ConfigError
 from .base import Split
@@ -40,6 +43,11 @@ class DatasetSpec:
     takes_path: bool = False            # named "<name>:<path>"
     description: str = ""
     path: str | None = None
+    # (split, seed) -> (N, H, W) bool decisive-region masks aligned with load(split, seed=seed);
+    # an empty mask means that input has no ground truth.  Set when ground_truth is.
+    masks: Callable[..., np.ndarray] | None = None
+    rule: str = ""                      # the labelling rule in words, when the labels follow one
+    capabilities: tuple[str, ...] = ()  # e.g. "digit_like": uploads are prepared like its scans
 
     @property
     def full_name(self) -> str:
@@ -61,17 +69,22 @@ _DATASETS: dict[str, DatasetSpec] = {}
 
 
 def register_dataset(name: str, *, label: str, modality: str = "image", task: str = "classification",
-                     ground_truth: str | None = None, takes_path: bool = False,
-                     description: str = "") -> Callable[[Callable[..., Split]], Callable[..., Split]]:
+                     ground_truth: str | None = None, takes_path: bool = False, description: str = "",
+                     masks: Callable[..., np.ndarray] | None = None, rule: str = "",
+                     capabilities: tuple[str, ...] = ()) -> Callable[[Callable[..., Split]], Callable[..., Split]]:
     """Decorator: register a loader `fn(split, *, img_size=None, seed=0[, path]) -> Split` as `name`."""
     if ":" in name:
         raise ConfigError(f"a dataset name cannot contain ':' ({name!r}); use takes_path=True", field="dataset")
+    if (ground_truth is None) != (masks is None):
+        raise ConfigError(f"dataset {name!r}: ground_truth and masks go together (the kind and its loader)",
+                          field="ground_truth")
 
     def deco(fn: Callable[..., Split]) -> Callable[..., Split]:
         doc = (fn.__doc__ or "").strip().splitlines()
         _DATASETS[name] = DatasetSpec(name=name, label=label, modality=modality, task=task, loader=fn,
                                       ground_truth=ground_truth, takes_path=takes_path,
-                                      description=description or (doc[0] if doc else ""))
+                                      description=description or (doc[0] if doc else ""), masks=masks,
+                                      rule=rule, capabilities=tuple(capabilities))
         return fn
     return deco
 
@@ -93,6 +106,15 @@ def get_dataset(name: str) -> DatasetSpec:
     if sep and not spec.takes_path:
         raise ConfigError(f"dataset {key!r} takes no path (got {name!r})", field="dataset")
     return dataclasses.replace(spec, path=path) if sep else spec
+
+
+def find_dataset(name: str) -> DatasetSpec | None:
+    """`get_dataset(name)`, or None when the name is not registered (e.g. a checkpoint trained on a
+    dataset this installation does not have): for callers that can do without it."""
+    try:
+        return get_dataset(name)
+    except ConfigError:
+        return None
 
 
 def dataset_names() -> list[str]:

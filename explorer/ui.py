@@ -71,6 +71,16 @@ def page_setup(*, need_input: bool = True) -> Context:
     return Context(lm, mi)
 
 
+def page_with_input(page: str) -> tuple[LoadedModel, ModelInput]:
+    """`page_setup` for a page that needs a model and an input: without both, say so and stop here."""
+    ctx = page_setup(need_input=True)
+    if ctx.lm is None or ctx.mi is None:
+        st.info("Choose a model and an input in the sidebar.")
+        finish({}, page)
+        st.stop()
+    return ctx.lm, ctx.mi
+
+
 def _apply_url_model() -> None:
     url_model, url_timm = urlstate.pending("url_model"), urlstate.pending("url_timm")
     if not url_model:

@@ -20,12 +20,7 @@ LOC_HELP = ("Localisation against the scene's decisive parts (Arras et al. 2022,
             "**rank acc.** = share of the parts' K pixels among the map's K highest pixels (ties in NumPy's sort "
             "order). See docs/evaluation.md.")
 
-ctx = ui.page_setup(need_input=True)
-lm, mi = ctx.lm, ctx.mi
-if lm is None or mi is None:
-    st.info("Choose a model and an input in the sidebar.")
-    ui.finish({}, "compare")
-    st.stop()
+lm, mi = ui.page_with_input("compare")
 
 names = lm.class_names
 img = mi.image(lm)

@@ -11,12 +11,7 @@ from sop.explainers import model_grid
 from sop.image_io import tensor_to_image
 from sop.visualize import draw_outlines, group_assignment, group_colour, overlay_groups, upscale
 
-ctx = ui.page_setup(need_input=True)
-lm, mi = ctx.lm, ctx.mi
-if lm is None or mi is None:
-    st.info("Choose a model and an input in the sidebar.")
-    ui.finish({}, "")
-    st.stop()
+lm, mi = ui.page_with_input("")
 
 names = lm.class_names
 img = mi.image(lm)

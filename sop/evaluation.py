@@ -281,6 +281,17 @@ def evaluate_checkpoint(sop_path, backbone_path=None, settings: EvalSettings | N
     `backbone_path` None = the ``_backbone`` sibling when it exists; the baselines then
     explain the SOP model itself if there is none (stated in the report).
     """
+    model, backbone, backbone_path, split, decisive, settings = load_for_evaluation(
+        sop_path, backbone_path, settings, split_name=split_name)
+    report = evaluate(model, backbone, split, settings, decisive=decisive, progress=progress)
+    report.update(checkpoint=str(sop_path), backbone=str(backbone_path) if backbone is not None else None)
+    return report
+
+
+def load_for_evaluation(sop_path, backbone_path=None, settings: EvalSettings | None = None, *,
+                        split_name: str = "test"):
+    """(model, backbone or None, backbone_path, split, decisive masks or None, settings) for one checkpoint;
+    `settings.baselines_on` falls back to "sop" when there is no twin.  Shared with `sop.budget`."""
     from .data import load_split
     from .errors import InputError
     model, backbone, backbone_path = load_pair(sop_path, backbone_path)
@@ -294,6 +305,4 @@ def evaluate_checkpoint(sop_path, backbone_path=None, settings: EvalSettings | N
     if backbone is None and settings.baselines_on == "backbone":
         log.info("%s has no backbone twin beside it: the baselines explain the SOP model", Path(sop_path).name)
         settings = EvalSettings(**{**settings.__dict__, "baselines_on": "sop"})
-    report = evaluate(model, backbone, split, settings, decisive=decisive, progress=progress)
-    report.update(checkpoint=str(sop_path), backbone=str(backbone_path) if backbone is not None else None)
-    return report
+    return model, backbone, backbone_path, split, decisive, settings

@@ -53,3 +53,48 @@ def format_summary(report: dict) -> str:
                  + f", {s['steps']} steps, removal baseline {s['baseline']!r}, baselines explain the "
                  + ("backbone twin" if s["baselines_on"] == "backbone" else "SOP model"))
     return "; ".join(parts) + "."
+
+
+# --------------------------------------------------------------------------- budget sweep
+
+SWEEP_COLUMNS = [("label", "method"), ("budget", "budget"), ("forward", "fwd passes"), ("backward", "bwd passes"),
+                 ("seconds", "s / explanation"), ("insertion", "insertion ↑"), ("deletion", "deletion ↓"),
+                 ("grouped_insertion", "grouped ins. ↑"), ("grouped_deletion", "grouped del. ↓")]
+
+
+def format_sweep_table(report: dict) -> str:
+    """The sweep's rows as a Markdown table; an AUC on its curve's Pareto frontier (by passes) in bold."""
+    lines = ["| " + " | ".join(h for _, h in SWEEP_COLUMNS) + " |",
+             "|---|" + "|".join("---:" for _ in SWEEP_COLUMNS[1:]) + "|"]
+    for row in report["rows"]:
+        cells = []
+        for k, _ in SWEEP_COLUMNS:
+            v = row.get(k)
+            if v is None:
+                cells.append("–")
+            elif isinstance(v, str) or isinstance(v, int):
+                cells.append(str(v))
+            elif k == "seconds":
+                cells.append(f"{v:.4f}" if v < 0.1 else f"{v:.2f}")
+            else:
+                text = f"{v:.3f}" if math.isfinite(v) else "–"
+                cells.append(f"**{text}**" if row.get(f"front_{k}") else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_sweep_summary(report: dict, frontier_by_passes: list[str], frontier_by_seconds: list[str]) -> str:
+    """The line under the table: where SOP is on the frontier."""
+    sop = [r for r in report["rows"] if r["method"] == "sop"]
+    head = (f"dataset {report['dataset']}: N = {report['samples']} test inputs, budgets "
+            f"{', '.join(map(str, report['budgets']))} (IG steps capped at {report['ig_max_steps']}), "
+            f"baselines explain the {'backbone twin' if report['baselines_on'] == 'backbone' else 'SOP model'}; "
+            "bold = on that curve's Pareto frontier by passes.")
+    if not sop:
+        return head
+    names = {"insertion": "insertion", "deletion": "deletion", "grouped_insertion": "grouped insertion",
+             "grouped_deletion": "grouped deletion"}
+    by_passes = ", ".join(names[k] for k in frontier_by_passes) or "none"
+    by_seconds = ", ".join(names[k] for k in frontier_by_seconds) or "none"
+    return (f"{head}\nSOP ({sop[0]['forward']} passes) on the frontier for: {by_passes} (by passes); "
+            f"{by_seconds} (by seconds).")

@@ -29,6 +29,12 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled test inputs")
     p.add_argument("--threads", type=int,
                    help="torch CPU threads (default: torch's choice); 1 is often faster on a busy shared machine")
+    p.add_argument("--budgets", metavar="B,B,...",
+                   help="budget sweep instead of the report: every sampling method at each budget (samples / "
+                        "masks), IG at the same step counts (capped by --ig-max-steps), the other methods and SOP "
+                        "once; writes <name>_budget.csv/.json/.html (and .png with matplotlib), e.g. "
+                        "--budgets 9,18,36,72,144,288,1000")
+    p.add_argument("--ig-max-steps", type=int, default=300, help="cap on IG's step count in a budget sweep")
     p.add_argument("--out", type=Path, default=Path("runs/evaluation"),
                    help="folder for <name>.csv and <name>.json")
     p.set_defaults(func=run)
@@ -110,6 +116,8 @@ def command_line(args, models) -> str:
         parts += ["--threads", str(args.threads)]
     for item in args.set:
         parts += ["--set", item]
+    if getattr(args, "budgets", None):
+        parts += ["--budgets", args.budgets, "--ig-max-steps", str(args.ig_max_steps)]
     parts += ["--out", str(args.out)]
     return " ".join(shlex.quote(p) if i else p for i, p in enumerate(parts))
 
@@ -136,6 +144,8 @@ def run(args) -> int:
                             baselines_on=args.baselines_on, seed=args.seed,
                             method_settings=parse_overrides(args.set))
     command = command_line(args, models)
+    if args.budgets:
+        return run_sweep(args, models, settings, command)
     for path in models:
         name = Path(path).name.removesuffix(".safetensors").removesuffix("_sop")
         bar = tqdm(total=args.samples * len(methods), desc=f"evaluate {name}", file=sys.stderr,
@@ -151,4 +161,57 @@ def run(args) -> int:
         csv_path, json_path = write_outputs(report, args.out, name)
         print(f"\n## {name}\n\n{format_summary(report)}\n\n{format_table(report)}\n\n(wrote {csv_path}, {json_path})",
               flush=True)
+    return 0
+
+
+def write_sweep(report: dict, out: Path, name: str) -> list[Path]:
+    """<name>_budget.csv (one row per method and budget), .json (the report), .html (the Pareto charts,
+    plotly.js from its CDN) and .png (matplotlib, when installed)."""
+    import csv
+    import json
+
+    from ..budget import pareto_grid, save_png
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"{name}_budget"
+    paths = [stem.with_suffix(".csv"), stem.with_suffix(".json"), stem.with_suffix(".html")]
+    keys = list(dict.fromkeys(k for row in report["rows"] for k in row))
+    with paths[0].open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["dataset", *keys])
+        writer.writeheader()
+        for row in report["rows"]:
+            writer.writerow({"dataset": report["dataset"], **row})
+    paths[1].write_text(json.dumps(_clean(report), indent=2, allow_nan=False) + "\n")
+    pareto_grid(report).write_html(paths[2], include_plotlyjs="cdn", full_html=True)
+    if save_png(report, stem.with_suffix(".png")):
+        paths.append(stem.with_suffix(".png"))
+    return paths
+
+
+def run_sweep(args, models, settings, command: str) -> int:
+    from tqdm import tqdm
+
+    from ..budget import parse_budgets, sop_frontier, sweep_checkpoint, sweep_plan
+    from ..errors import InputError
+    from ._evaluate_report import format_sweep_summary, format_sweep_table
+    budgets = parse_budgets(args.budgets)
+    if args.ig_max_steps < 1:
+        raise InputError("--ig-max-steps must be at least 1")
+    points = len(sweep_plan(settings.methods, budgets, settings.method_settings, ig_max_steps=args.ig_max_steps))
+    for path in models:
+        name = Path(path).name.removesuffix(".safetensors").removesuffix("_sop")
+        bar = tqdm(total=args.samples * points, desc=f"budget sweep {name}", file=sys.stderr,
+                   dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 5.0)
+
+        def tick(method: str, bar=bar) -> None:
+            bar.set_postfix(method=method)
+            bar.update(1)
+
+        report = sweep_checkpoint(path, args.backbone, budgets, settings, ig_max_steps=args.ig_max_steps,
+                                  progress=tick)
+        bar.close()
+        report["command"] = command
+        paths = write_sweep(report, args.out, name)
+        summary = format_sweep_summary(report, sop_frontier(report), sop_frontier(report, "seconds"))
+        print(f"\n## {name}: budget sweep\n\n{summary}\n\n{format_sweep_table(report)}\n\n"
+              f"(wrote {', '.join(map(str, paths))})", flush=True)
     return 0

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -146,10 +147,17 @@ def summarise(records: list[dict], plan, counts: dict) -> list[dict]:
         for k in CURVES:
             row[k], row[f"{k}_sem"] = mean_sem([r[k] for r in recs])
         rows.append(row)
+    return mark_fronts(rows)
+
+
+def mark_fronts(rows: list[dict]) -> list[dict]:
+    """Set each row's ``front_<curve>`` (by passes) and ``front_<curve>_seconds`` flags in place
+    (`pareto_front` over all rows); returns `rows`."""
     for cost in ("cost", "seconds"):
         for k in CURVES:
-            flags = pareto_front([r[cost] if r[cost] is not None else float("nan") for r in rows],
-                                 [r[k] for r in rows], higher_is_better=k not in LOWER_IS_BETTER)
+            flags = pareto_front([r[cost] if r.get(cost) is not None else float("nan") for r in rows],
+                                 [r[k] if r.get(k) is not None else float("nan") for r in rows],
+                                 higher_is_better=k not in LOWER_IS_BETTER)
             for r, f in zip(rows, flags):
                 r[f"front_{k}" if cost == "cost" else f"front_{k}_seconds"] = f
     return rows
@@ -207,6 +215,145 @@ def sop_frontier(report: dict, cost: str = "cost") -> list[str]:
     suffix = "" if cost == "cost" else "_seconds"
     sop = [r for r in report["rows"] if r["method"] == "sop"]
     return [k for k in CURVES if sop and sop[0].get(f"front_{k}{suffix}")]
+
+
+# --------------------------------------------------------------------------- stored sweeps
+
+CURVE_NAMES = {"insertion": "insertion", "deletion": "deletion", "grouped_insertion": "grouped insertion",
+               "grouped_deletion": "grouped deletion"}
+
+
+def _sweep_name(checkpoint) -> str:
+    """parts_sop.safetensors -> parts (the <name> of <name>_budget.json, as `sop evaluate --budgets` names it)."""
+    return Path(checkpoint).name.removesuffix(".safetensors").removesuffix("_sop")
+
+
+def sweep_dirs() -> list[Path]:
+    """Where `find_sweep` looks, in order: assets/budget (the embedded models' precomputed sweeps),
+    then runs/budget under the current folder and under the repository root (`--out`'s usual value)."""
+    from .zoo import ASSETS
+    dirs = [ASSETS / "budget", Path.cwd() / "runs" / "budget", ASSETS.parent / "runs" / "budget"]
+    out: list[Path] = []
+    for d in dirs:
+        if d.resolve() not in [o.resolve() for o in out]:
+            out.append(d)
+    return out
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def find_sweep(checkpoint, dirs: Sequence[Path] | None = None) -> dict | None:
+    """The stored budget sweep (`sop evaluate --budgets ... --out DIR`) of an SOP checkpoint, or None.
+
+    An embedded model's sweep ships as assets/budget/<name>_budget.json; any other sweep is
+    taken from runs/budget/<name>_budget.json only if the report's ``checkpoint`` is this file
+    (or names a file that no longer exists and has the same file name).  The report gets a
+    ``"sweep_path"`` key: the JSON it was read from (relative to the repository root when under
+    it, e.g. assets/budget/parts_budget.json).  Reads only: nothing is computed.
+    """
+    import json
+
+    from .zoo import ASSETS, MODELS_DIR
+    if not checkpoint:
+        return None
+    ckpt = Path(checkpoint)
+    embedded = _same_file(ckpt.parent, MODELS_DIR) and ckpt.is_file()
+    for d in (sweep_dirs() if dirs is None else [Path(d) for d in dirs]):
+        path = d / f"{_sweep_name(ckpt)}_budget.json"
+        if not path.is_file():
+            continue
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            log.warning("skipping unreadable budget sweep %s: %s", path, err)
+            continue
+        if not isinstance(report, dict) or not isinstance(report.get("rows"), list):
+            continue
+        recorded = report.get("checkpoint")
+        if _same_file(d, ASSETS / "budget"):
+            ok = embedded  # the shipped sweeps belong to the embedded models only
+        else:
+            rec = Path(str(recorded)) if recorded else None
+            ok = rec is not None and (_same_file(rec, ckpt) or (not rec.exists() and rec.name == ckpt.name))
+        if ok:
+            try:
+                report["sweep_path"] = path.resolve().relative_to(ASSETS.parent.resolve()).as_posix()
+            except ValueError:
+                report["sweep_path"] = str(path)
+            return report
+    return None
+
+
+def sweep_command(checkpoint, budgets: Sequence[int] = DEFAULT_BUDGETS, samples: int = 20,
+                  out: str = "runs/budget") -> str:
+    """The command that computes (in minutes) the sweep `find_sweep` would then find for `checkpoint`."""
+    import shlex
+    return (f"python -m sop evaluate --model {shlex.quote(str(checkpoint))} --budgets "
+            f"{','.join(map(str, budgets))} --samples {samples} --out {out}")
+
+
+def _better(curve: str, a: float, b: float) -> bool:
+    """Whether AUC `a` is strictly better than `b` on `curve`."""
+    return a < b if curve in LOWER_IS_BETTER else a > b
+
+
+def beaten_at(report: dict, curve: str, cost: str = "cost") -> dict | None:
+    """The cheapest row (by `cost`) whose `curve` AUC is better than SOP's, or None (none is, or no SOP row)."""
+    sop = [r for r in report["rows"] if r["method"] == "sop"]
+    if not sop or sop[0].get(curve) is None:
+        return None
+    rows = [r for r in report["rows"] if r["method"] != "sop" and r.get(cost) is not None
+            and r.get(curve) is not None and math.isfinite(r[curve]) and _better(curve, r[curve], sop[0][curve])]
+    return min(rows, key=lambda r: (r[cost], r[curve] if curve in LOWER_IS_BETTER else -r[curve]), default=None)
+
+
+def _join(words: Sequence[str]) -> str:
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _point(row: dict) -> str:
+    return row["label"] + (f" at {row['budget']}" if row.get("budget") is not None else "")
+
+
+def sweep_reading(report: dict, curve: str | None = None, cost: str = "cost") -> str:
+    """A plain reading of a sweep, from the data: the curve kinds for which SOP is on the Pareto
+    frontier (`sop_frontier`) and those it is not, and, for `curve` if given, the cheapest point
+    that beats SOP's AUC."""
+    sop = [r for r in report["rows"] if r["method"] == "sop"]
+    if not sop:
+        return f"This sweep ({report.get('dataset', '?')}) has no SOP point."
+    unit = "passes" if cost == "cost" else "s"
+    spent = f"{sop[0]['cost']:g} passes" if cost == "cost" else f"{sop[0]['seconds']:.3g} s"
+    on = sop_frontier(report, cost)
+    off = [k for k in CURVES if k not in on]
+    by = "by passes" if cost == "cost" else "by seconds"
+    if on:
+        text = (f"SOP ({spent} per explanation) is on the Pareto frontier ({by}) for "
+                f"{_join([CURVE_NAMES[k] for k in on])} AUC: no other point of the sweep does at least as well for no more")
+        text += f"; it is not for {_join([CURVE_NAMES[k] for k in off])}." if off else "."
+    else:
+        text = (f"SOP ({spent} per explanation) is not on the Pareto frontier ({by}) for any curve kind: "
+                "some method scores at least as well for less.")
+    if curve is not None:
+        if curve not in CURVES:
+            raise InputError(f"curve must be one of {CURVES}")
+        best = beaten_at(report, curve, cost)
+        mine = f"SOP's {CURVE_NAMES[curve]} AUC {sop[0][curve]:.3f}"
+        if best is None:
+            text += f" No point of the sweep beats {mine}."
+        else:
+            text += (f" The cheapest point that beats {mine} is {_point(best)} "
+                     f"({best[cost]:.3g} {unit}, {best[curve]:.3f}).")
+    n = report.get("samples")
+    if n:
+        text += f" Means over N = {n} test inputs."
+    return text
 
 
 # --------------------------------------------------------------------------- charts
@@ -307,4 +454,5 @@ def save_png(report: dict, path, *, cost: str = "cost") -> bool:
 
 __all__ = ["CURVES", "LOWER_IS_BETTER", "COUNT_RULE", "DEFAULT_BUDGETS", "IG_MAX_STEPS", "parse_budgets",
            "sweep_plan", "pass_count", "pareto_front", "budget_sweep", "sweep_checkpoint", "sop_frontier",
+           "mark_fronts", "find_sweep", "sweep_dirs", "sweep_command", "beaten_at", "sweep_reading",
            "pareto_chart", "pareto_grid", "save_png"]

@@ -211,6 +211,19 @@ def test_cli_prints_the_table_and_saves_plot_and_data(tmp_path, capsys):
     assert out.with_suffix(".csv").read_text().startswith("d,poly,formula,per_feature")
 
 
+def test_cli_writes_into_runs_theory_by_default_not_the_current_folder(tmp_path, monkeypatch, capsys):
+    from sop.cli import main
+    monkeypatch.chdir(tmp_path)
+    assert main(["theory", "--d", "2..3", "--brute-max", "0", "--no-plot"]) == 0
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert written == ["runs/theory/theory_monomial.csv", "runs/theory/theory_monomial.json"]
+    assert "wrote runs/theory/theory_monomial.json" in capsys.readouterr().out
+    assert main(["theory", "--poly", "binomial", "--d", "4", "--brute-max", "0"]) == 0  # with the plot
+    assert {p.name for p in tmp_path.iterdir()} == {"runs"}
+    assert {"theory_binomial.html", "theory_binomial.json", "theory_binomial.csv"} <= {
+        p.name for p in (tmp_path / "runs" / "theory").iterdir()}
+
+
 def test_cli_rejects_bad_ranges(capsys):
     from sop.cli import main
     assert main(["theory", "--d", "9..3"]) == 2

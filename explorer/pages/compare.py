@@ -227,6 +227,33 @@ if results:
 else:
     focus = None
 
+# --------------------------------------------------------------------------- faithfulness per unit of compute
+# A stored budget sweep (`sop evaluate --budgets`, minutes of compute) for this checkpoint: the library finds,
+# shapes and reads it (sop.budget); the page only draws it.  Nothing is computed live here.
+from sop import budget as sweeps  # noqa: E402
+
+with st.expander("Faithfulness per unit of compute", icon=":material/speed:", expanded=False):
+    sweep = sweeps.find_sweep(lm.spec.sop_path)
+    if sweep is None:
+        st.markdown("No budget sweep is stored for this model. A sweep runs every method at several budgets on "
+                    "test inputs and takes minutes, so the explorer does not compute it live; run")
+        st.code(sweeps.sweep_command(lm.spec.sop_path), language="bash", wrap_lines=True)
+        st.caption("and reopen this page: the sweep is read from runs/budget/<name>_budget.json "
+                   "(see docs/evaluation.md, 'Faithfulness per unit of compute').")
+    else:
+        if st.session_state.get("budget_curve") not in sweeps.CURVES:
+            st.session_state["budget_curve"] = sweeps.CURVES[0]
+        b1, _ = st.columns([1, 2])
+        curve = b1.selectbox("Curve", sweeps.CURVES, key="budget_curve", persist_state="session",
+                             format_func=lambda k: sweeps.CURVE_LABELS[k])
+        st.plotly_chart(sweeps.pareto_chart(sweep, curve), config=charts.CONFIG, theme=None, key="budget_pareto")
+        st.markdown(sweeps.sweep_reading(sweep, curve))
+        st.caption(f"Precomputed sweep {ui.plain(sweep['sweep_path'])}: budgets "
+                   f"{', '.join(map(str, sweep.get('budgets', [])))}, N = {sweep.get('samples')} test inputs, "
+                   "cost = model passes per explanation (a backward pass counts as one); SOP is the star, black "
+                   "outlines mark the Pareto frontier. It is read, not recomputed: `python -m sop evaluate "
+                   "--budgets ...` made it.")
+
 ui.finish({"model": lm.spec.url, "timm": lm.spec.timm_name, "input": mi.url if mi.kind == "sample" else mi.kind,
            "method": focus, "methods": methods if set(methods) != set(offered) else None, "mode": mode,
            "baseline": baseline, "steps": steps}, "compare")

@@ -4,11 +4,13 @@ For a monomial or binomial over d binary features, prints per d the smallest tot
 insertion/deletion error any per-feature attribution can have (an LP), a certified lower
 bound (an exactly feasible dual point), the closed form where one is proved, the error
 of Shapley values, and the error of the grouped attribution (exactly 0), with timings;
-saves a log-scale plot (HTML) and the table (JSON, CSV).  `--twin` also trains the
-empirical twin (SOP vs LIME / KernelSHAP / IG on data labelled by the polynomial).
+saves a log-scale plot (HTML) and the table (JSON, CSV), by default as
+runs/theory/theory_<poly>.html/.json/.csv (the folder is created; `--out` names another
+plot path).  `--twin` also trains the empirical twin (SOP vs LIME / KernelSHAP / IG on data
+labelled by the polynomial).
 
     python -m sop theory --poly binomial --d 2..20
-    python -m sop theory --poly monomial --d 2..20 --tests deletion --out mono_del.html
+    python -m sop theory --poly monomial --d 2..20 --tests deletion --out runs/theory/mono_del.html
     python -m sop theory --poly monomial --d 2..8 --twin
 """
 from __future__ import annotations
@@ -21,6 +23,8 @@ import time
 from pathlib import Path
 
 from ..errors import InputError
+
+DEFAULT_OUT_DIR = Path("runs/theory")
 
 
 def register(subparsers) -> None:
@@ -40,7 +44,8 @@ def register(subparsers) -> None:
     p.add_argument("--brute-max", type=int, default=12,
                    help="also solve the brute-force LP (2^d rows per test) up to this d; at most 18 (default 12)")
     p.add_argument("--out", default=None,
-                   help="plot path (.html); the table goes next to it as .json and .csv (default theory_<poly>.html)")
+                   help="plot path (.html); the table goes next to it as .json and .csv "
+                        "(default runs/theory/theory_<poly>.html under the current folder, created as needed)")
     p.add_argument("--no-plot", action="store_true", help="print the table only")
     p.add_argument("--twin", action="store_true", help="also train and measure the empirical twin")
     p.add_argument("--twin-d", type=int, default=6, help="features of the twin's data (default 6)")
@@ -120,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         print("\ntraining the empirical twin ...", flush=True)
         twin = run_twin(cfg)
         print(format_report(twin))
-    out = Path(args.out or f"theory_{args.poly}.html")
+    out = Path(args.out) if args.out else DEFAULT_OUT_DIR / f"theory_{args.poly}.html"
     for path in _save(rows, fit, args, out, twin):
         print(f"wrote {path}")
     return 0

@@ -30,7 +30,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .faithfulness import DEFAULT_BASELINE, DEFAULT_STEPS, Curve
 from .image_io import tensor_to_image
 from .visualize import group_colour, overlay_heatmap, overlay_mask, upscale
@@ -71,6 +71,15 @@ class FigureData:
         """Groups with a non-zero score, by decreasing score (ties: lower index first)."""
         order = np.argsort(-np.asarray(self.scores, dtype=np.float64), kind="stable")
         return [int(g) for g in order if self.scores[g] > 0]
+
+
+def _require_matplotlib() -> None:
+    """matplotlib comes with captum (a dependency); say so plainly if it is missing anyway."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as err:
+        raise ConfigError("drawing a figure needs matplotlib (installed with captum): pip install matplotlib",
+                          field="matplotlib") from err
 
 
 def figure_data(model, x: torch.Tensor, *, steps: int = DEFAULT_STEPS, baseline: str = DEFAULT_BASELINE,
@@ -123,12 +132,14 @@ def _curves(ax, pair: Mapping[str, Curve], mode: str, target: str) -> None:
     ax.set_ylabel(f"p({target})")
     ax.set_title(f"{'pixel-wise' if mode == 'pixel' else 'grouped'} curves", pad=3)
     ax.grid(True, lw=0.3, color="#dddddd")
-    ax.legend(loc="best", frameon=False, handlelength=1.8)
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1], ["0", ".25", ".5", ".75", "1"])
+    ax.legend(loc="best", frameon=True, framealpha=0.85, edgecolor="none", handlelength=1.8, borderpad=0.3)
     ax.set_box_aspect(1)
 
 
 def explanation_figure(data: FigureData, *, width: float = DEFAULT_WIDTH, max_groups: int | None = None):
     """The paper figure of `data` (a `matplotlib.figure.Figure`, Agg-backed, never shown)."""
+    _require_matplotlib()
     from matplotlib import rc_context
     from matplotlib.figure import Figure
     if not width > 0:
@@ -194,6 +205,7 @@ def figure_bytes(fig, fmt: str, *, dpi: int = DEFAULT_DPI) -> bytes:
         raise InputError(f"figure format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if not (isinstance(dpi, (int, float)) and dpi > 0):
         raise InputError(f"dpi must be positive, got {dpi!r}")
+    _require_matplotlib()
     from matplotlib import rc_context
     buf = io.BytesIO()
     # Fixed metadata (no creation date): the same figure gives the same bytes.

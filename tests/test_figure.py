@@ -112,7 +112,8 @@ def test_one_panel_per_scored_group_and_the_other_panels(digits_fig):
         assert f"group {g}" in ax.get_title() and f"{data.scores[g]:.3f}" in ax.get_title()
     legend = " ".join(t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts())
     pair = data.curves["pixel"]
-    assert f"insertion AUC {pair['insertion'].auc:.3f}" in legend and f"deletion AUC {pair['deletion'].auc:.3f}" in legend
+    assert f"insertion AUC {pair['insertion'].auc:.3f}" in legend
+    assert f"deletion AUC {pair['deletion'].auc:.3f}" in legend
 
 
 def test_group_panels_use_the_apps_group_colours(digits_fig):
@@ -145,7 +146,8 @@ def test_save_figure_picks_the_format_from_the_suffix(digits_fig, tmp_path):
 
 @pytest.mark.parametrize("make,message", [
     (lambda p: p / "missing.png", "no such image file"),
-    (lambda p: (p / "broken.png").write_bytes(b"definitely not a PNG") and p / "broken.png", "not an image we can read"),
+    (lambda p: (p / "broken.png").write_bytes(b"definitely not a PNG") and p / "broken.png",
+     "not an image we can read"),
     (lambda p: "test:999999", "has 360 samples"),
     (lambda p: "test:abc", "whole number"),
 ])

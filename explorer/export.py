@@ -1,4 +1,5 @@
-"""Downloads: the explanation as a PNG panel and as JSON (groups, scores, curves, AUCs)."""
+"""Downloads: the explanation as a PNG panel, as JSON (groups, scores, curves, AUCs) and as a paper
+figure (PDF/SVG/PNG, drawn by sop.figure with matplotlib)."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import numpy as np
 
 from sop.explainers import model_grid
 from sop.faithfulness import Curve
+from sop.figure import FORMATS, MIME, FigureData, explanation_figure, figure_bytes
 from sop.visualize import group_colour, overlay_groups, overlay_heatmap, overlay_mask, panel, to_png
 
 from .compute import METHOD_NAMES, Forward
@@ -108,3 +110,56 @@ def comparison_png(lm: LoadedModel, mi: ModelInput, results: Mapping[str, tuple]
             cap += f" ins {curves['insertion'].auc:.2f} del {curves['deletion'].auc:.2f}"
         tiles.append((cap, overlay_heatmap(img, exp.attribution)))
     return to_png(panel(tiles, tile=160, columns=4, title=f"Attribution methods on {mi.name}"))
+
+
+# --------------------------------------------------------------------------- paper figure
+
+def figure_data(lm: LoadedModel, mi: ModelInput, fwd: Forward, curves: Mapping[str, Mapping[str, Curve]], *,
+                baseline: str) -> FigureData:
+    """The app's cached forward pass and curves ({mode: pair}) as sop.figure's input (nothing recomputed)."""
+    names = lm.class_names
+    alone = {g: f"{names[int(fwd.alone_probs(g).argmax())]} {float(fwd.alone_probs(g).max()):.0%}"
+             for g in range(len(fwd.scores))}
+    return FigureData(image=mi.image(lm), pixel_masks=fwd.pixel_masks, scores=fwd.scores, class_names=names,
+                      prediction=fwd.prediction, probability=float(fwd.probs[fwd.prediction]), curves=dict(curves),
+                      true_label=mi.label, alone=alone, title=f"{lm.spec.name} · {mi.name}", baseline=baseline)
+
+
+def explanation_figure_bytes(lm: LoadedModel, mi: ModelInput, fwd: Forward,
+                             curves: Mapping[str, Mapping[str, Curve]], fmt: str, *, baseline: str,
+                             steps: int, dpi: int = 200) -> bytes:
+    """The paper figure (sop.figure) as `fmt` bytes; curve kinds missing from `curves` are computed with
+    the library (this runs on the download's own thread, outside Streamlit's caches)."""
+    from sop.explainers import explain
+    from sop.faithfulness import insertion_deletion
+    both = dict(curves)
+    missing = [m for m in ("pixel", "grouped") if m not in both]
+    if missing:
+        exp = explain(lm.model, mi.x, "sop")
+        for m in missing:
+            both[m] = insertion_deletion(lm.model, mi.x, exp, mode=m, steps=steps, baseline=baseline)
+    fig = explanation_figure(figure_data(lm, mi, fwd, {m: both[m] for m in ("pixel", "grouped")},
+                                         baseline=baseline))
+    return figure_bytes(fig, fmt, dpi=dpi)
+
+
+def figure_download(lm: LoadedModel, mi: ModelInput, fwd: Forward, *, baseline: str, steps: int,
+                    curves: Mapping[str, Mapping[str, Curve]] | None = None, key: str = "fig") -> None:
+    """The "Download figure (PDF/SVG/PNG)" control: a format choice and a download button (the figure is
+    drawn only when the button is clicked)."""
+    import streamlit as st
+    labels = [f.upper() for f in FORMATS]
+    c_fmt, c_button = st.columns([1, 1.4], vertical_alignment="center")
+    with c_fmt:
+        choice = st.segmented_control("Figure format", labels, default=labels[0], key=f"{key}_format",
+                                      label_visibility="collapsed",
+                                      help="A paper figure: input, each scored group with its score, the combined "
+                                           "overlay and both curve kinds with their AUCs. PDF and SVG keep the "
+                                           "text as text.")
+    fmt = (choice or labels[0]).lower()
+    stem = f"sop_figure_{lm.spec.name}_{mi.url}".replace(":", "_").replace("/", "_").replace(" ", "_")
+    c_button.download_button(f"Download figure ({fmt.upper()})",
+                             lambda: explanation_figure_bytes(lm, mi, fwd, curves or {}, fmt, baseline=baseline,
+                                                              steps=steps),
+                             file_name=f"{stem}.{fmt}", mime=MIME[fmt], icon=":material/picture_as_pdf:",
+                             key=f"{key}_download", on_click="ignore")

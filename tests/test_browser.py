@@ -328,3 +328,24 @@ def test_theory_page_opens_from_the_navigation(page, server):
     wait_idle(pg)
     assert pg.locator("[data-testid='stException']").count() == 0
     assert_clean(watch)
+
+
+def test_download_figure_pdf_then_svg_from_the_explain_page(page, server):
+    pg, watch = page
+    open_app(pg, server, "/?model=digits&input=test:2")
+    button = pg.get_by_role("button", name=re.compile(r"Download figure \(PDF\)"))
+    button.scroll_into_view_if_needed()
+    with pg.expect_download() as info:
+        button.click()
+    download = info.value
+    assert download.suggested_filename.endswith(".pdf")
+    data = Path(download.path()).read_bytes()
+    assert data.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page(?!s)\b", data)) == 1
+    pg.locator(".st-key-dl_fig_format").get_by_text("SVG", exact=True).click()
+    wait_idle(pg)
+    with pg.expect_download() as info:
+        pg.get_by_role("button", name=re.compile(r"Download figure \(SVG\)")).click()
+    svg = Path(info.value.path()).read_text()
+    assert "<svg" in svg and "<text" in svg and "insertion AUC" in svg
+    screenshot(pg, "download_figure", full=False)
+    assert_clean(watch)

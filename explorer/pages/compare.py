@@ -224,6 +224,7 @@ if results:
     st.download_button("Download comparison PNG", lambda: export.comparison_png(lm, mi, results),
                        file_name=f"sop_compare_{lm.spec.name}_{mi.url}.png".replace(":", "_"), mime="image/png",
                        icon=":material/image:", key="dl_cmp_png", on_click="ignore")
+    export.figure_download(lm, mi, fwd, baseline=baseline, steps=steps, key="dl_cmp_fig")  # SOP's paper figure
 else:
     focus = None
 

@@ -183,13 +183,15 @@ def _png_bytes() -> bytes:
 
 
 stem = f"sop_{lm.spec.name}_{mi.url}".replace(":", "_").replace("/", "_").replace(" ", "_")
-e1, e2, _ = st.columns([1, 1, 3])
+e1, e2, e3 = st.columns([1, 1, 2.2])
 e1.download_button("Download PNG", _png_bytes, file_name=f"{stem}.png", mime="image/png",
                    icon=":material/image:", key="dl_png", on_click="ignore")
 e2.download_button("Download JSON", _json_bytes, file_name=f"{stem}.json", mime="application/json",
                    icon=":material/data_object:", key="dl_json", on_click="ignore")
 st.caption("The JSON holds the groups (patch masks), scores, per-group logits, the prediction and both curve "
            "kinds (pixel-wise and grouped) with their AUCs.")
+with e3:
+    export.figure_download(lm, mi, fwd, baseline=baseline, steps=steps, curves=lock_curves, key="dl_fig")
 
 ui.finish({"model": lm.spec.url, "timm": lm.spec.timm_name, "input": mi.url if mi.kind == "sample" else mi.kind,
            "group": group, "mode": mode, "baseline": baseline, "steps": steps, "step": step}, "")

@@ -219,10 +219,34 @@ def is_cached(lm: LoadedModel, x_key: str, method: str, settings: dict) -> bool:
 
 # --------------------------------------------------------------------------- curves
 
+# Progressive curves (Explain): a pixel-wise curve of more than COARSE_STEPS steps is drawn at
+# COARSE_STEPS first, then refined; grids of more than LARGE_GRID patches default to the step
+# slider's schedule and offer one-patch resolution on request.
+COARSE_STEPS = 4
+LARGE_GRID = 64
+
+
+def curve_schedule(mode: str, steps: int) -> list[int]:
+    """The step counts a progressive curve is computed at, coarse to fine (the last is `steps`)."""
+    steps = int(steps)
+    return [COARSE_STEPS, steps] if mode == "pixel" and steps > COARSE_STEPS else [steps]
+
+
+def curve_batch_size(lm: LoadedModel) -> int:
+    """Inputs per batch of a curve: small for large grids, so progress (and cancelling) comes often."""
+    from sop.explainers import model_grid
+    grid = model_grid(lm.model) or (8, 8)
+    return 64 if grid[0] * grid[1] <= LARGE_GRID else 8
+
+
 def get_curves(lm: LoadedModel, x: torch.Tensor, exp: Explanation, *, mode: str = "pixel",
                baseline: str = "zero", steps: int = DEFAULT_STEPS, x_key: str | None = None,
-               group_sizes: list[int] | None = None) -> dict[str, Curve]:
-    """Insertion and deletion curves of `exp` on the model it explains (`Curve.input_at` shows a step)."""
+               group_sizes: list[int] | None = None, progress: Progress = None,
+               compute: bool = True) -> dict[str, Curve] | None:
+    """Insertion and deletion curves of `exp` on the model it explains (`Curve.input_at` shows a step).
+
+    None if not cached and compute=False.  `progress` gets the share done after each batch; a
+    Streamlit call in it is where a rerun (a new input or setting) stops the work in flight."""
     if mode not in MODES:
         raise InputError(f"curve mode must be one of {', '.join(MODES)}, not {mode!r}")
     if baseline not in BASELINES:
@@ -233,11 +257,12 @@ def get_curves(lm: LoadedModel, x: torch.Tensor, exp: Explanation, *, mode: str 
     key = _key("curves", lm.key_for(exp.method), exp.method, settings_key, x_key, mode, baseline,
                int(steps) if mode == "pixel" else None, group_sizes if mode == "grouped" else None)
     hit = cached(key)
-    if hit is not None:
+    if hit is not None or not compute:
         return hit
     # No keep_inputs: a curve rebuilds the one input on show from its bit-packed step masks, so a
     # cached curve costs kilobytes, not (S+1) float images (78 MB at 224x224 RGB, 64 steps).
-    kwargs = dict(mode=mode, steps=int(steps), baseline=baseline)
+    kwargs = dict(mode=mode, steps=int(steps), baseline=baseline, progress=progress,
+                  batch_size=curve_batch_size(lm))
     if mode == "grouped" and exp.groups is None and group_sizes:
         kwargs["group_sizes"] = list(group_sizes)
     model, _ = lm.model_for(exp.method)

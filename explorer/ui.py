@@ -282,3 +282,14 @@ def curve_controls(columns) -> tuple[str, str, int]:
                           help="Pixel-wise curves move the ranked patches in this many equal steps; grouped curves "
                                "move one group per step.")
     return mode, baseline, steps
+
+
+def curve_preview(curves: dict, class_names: list[str], *, key: str) -> None:
+    """A coarse curve pair shown while the finer one computes (Explain's progressive curves)."""
+    from . import charts
+    ins, dele = curves["insertion"], curves["deletion"]
+    steps = len(ins.scores) - 1
+    st.plotly_chart(charts.curves_figure(curves, step=0, title=f"p({class_names[ins.target]})"), key=key,
+                    config=charts.CONFIG, theme=None)
+    st.caption(f"Curves at {steps} steps (coarse, refining) · insertion AUC {ins.auc:.3f} · "
+               f"deletion AUC {dele.auc:.3f}")

@@ -44,7 +44,7 @@ Definitions (identical for every method; `insertion_deletion` computes both curv
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -295,23 +295,33 @@ def _row_generator(seed: int, row: int) -> torch.Generator:
 # --------------------------------------------------------------------------- curves
 
 @torch.no_grad()
-def target_probabilities(model: nn.Module, inputs: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Softmax probabilities (S, K) of `inputs`, `batch_size` at a time."""
-    return torch.cat([logits_of(model, inputs[i:i + batch_size]).float().softmax(-1)
-                      for i in range(0, len(inputs), batch_size)])
+def target_probabilities(model: nn.Module, inputs: torch.Tensor, batch_size: int = 64,
+                         progress: Callable[[float], None] | None = None) -> torch.Tensor:
+    """Softmax probabilities (S, K) of `inputs`, `batch_size` at a time.
+
+    `progress`, if given, is called with the share of inputs done (0 < p <= 1) after each batch."""
+    out = []
+    for i in range(0, len(inputs), batch_size):
+        out.append(logits_of(model, inputs[i:i + batch_size]).float().softmax(-1))
+        if progress is not None:
+            progress(min(1.0, (i + batch_size) / len(inputs)))
+    return torch.cat(out)
 
 
 def insertion_deletion(model: nn.Module, x: torch.Tensor, explanation: Explanation, *, target: int | None = None,
                        mode: str = "pixel", steps: int = DEFAULT_STEPS, baseline: str = DEFAULT_BASELINE,
                        keep_inputs: bool = False, batch_size: int = 64, group_sizes: Sequence[int] | None = None,
                        num_groups: int | None = None, grid: tuple[int, int] | None = None,
-                       blur_sigma: float | None = None, seed: int = 0) -> dict[str, Curve]:
+                       blur_sigma: float | None = None, seed: int = 0,
+                       progress: Callable[[float], None] | None = None) -> dict[str, Curve]:
     """Insertion and deletion curves of `explanation` on `model` at input x (1, C, H, W).
 
     Returns {"insertion": Curve, "deletion": Curve}.  See the module docstring for the
     definitions.  `target` None = the model's predicted class on x.  `grid` overrides
     the patch grid of the ranking (default: the model's; None for a model without one
     means 8x8).  `group_sizes`, `num_groups`: grouped mode of per-pixel methods.
+    `progress`, if given, is called with the share of forward samples done after each batch
+    of `batch_size` (it may raise to stop the work: nothing is returned then).
     """
     if x.ndim != 4 or x.shape[0] != 1:
         raise InputError(f"insertion_deletion() takes one input of shape (1, C, H, W), got {tuple(x.shape)}")
@@ -327,7 +337,7 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, explanation: Explanati
     kept = torch.cat([sets, ~sets])
     inputs = perturb(x, kept, baseline, grid=grid, blur_sigma=blur_sigma, seed=seed)
     with eval_mode(model):
-        probs = target_probabilities(model, inputs, batch_size)
+        probs = target_probabilities(model, inputs, batch_size, progress)
     if target is None:
         target = int(probs[n].argmax())  # deletion's first input is x itself
     curves = {}

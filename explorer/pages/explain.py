@@ -121,9 +121,39 @@ ui.group_gallery(fwd, img, names, key="gallery", columns=4 if G <= 8 else 5, sel
 st.markdown("#### Insertion and deletion")
 st.caption(ui.CURVES_HELP)
 mode, baseline, steps = ui.curve_controls(st.columns([1, 1, 1.4], vertical_alignment="bottom"))
+patches = int(grid[0] * grid[1])
+slider_steps = steps
+if mode == "pixel" and patches > compute.LARGE_GRID:
+    # A large grid: the step slider's (coarse) schedule by default, one step per patch on request.
+    if st.toggle(f"Curves at one-patch resolution ({patches} steps)", key="curve_fine", value=False,
+                 persist_state="session",
+                 help=f"{patches} steps of one patch each: {2 * (patches + 1)} forward passes of the model, "
+                      "instead of the Steps slider's schedule."):
+        steps = patches
 exp_sop = compute.get_explanation(lm, mi.x, "sop", x_key=mi.key)
-with st.spinner("Computing the curves…"):
-    curves = compute.get_curves(lm, mi.x, exp_sop, mode=mode, baseline=baseline, steps=steps, x_key=mi.key)
+# Progressive curves: everything above is already on screen; a coarse pair is drawn first, then
+# refined into the same placeholder.  Each progress update is a Streamlit call, so a new input or
+# setting (a rerun) stops the work in flight there.
+curve_args = dict(mode=mode, baseline=baseline, x_key=mi.key)
+schedule = compute.curve_schedule(mode, steps)
+if compute.get_curves(lm, mi.x, exp_sop, steps=steps, compute=False, **curve_args) is not None:
+    schedule = [steps]
+live = st.empty()
+curves = None
+for n in schedule:
+    got = compute.get_curves(lm, mi.x, exp_sop, steps=n, compute=False, **curve_args)
+    if got is None:
+        with live.container():
+            if curves is not None:
+                ui.curve_preview(curves, names, key=f"curve_preview_{mode}_{baseline}_{mi.key}")
+            bar = st.progress(0.0, text=f"Computing the curves at {n} steps…")
+
+        def _progress(p: float, bar=bar, n=n) -> None:
+            bar.progress(min(1.0, max(0.0, p)), text=f"Computing the curves at {n} steps… {p:.0%}")
+
+        got = compute.get_curves(lm, mi.x, exp_sop, steps=n, progress=_progress, **curve_args)
+    curves = got
+live.empty()
 S = len(curves["insertion"].scores) - 1
 step = st.session_state.get("curve_step")
 if not isinstance(step, int) or not 0 <= step <= S:
@@ -144,6 +174,7 @@ with left:
     st.plotly_chart(charts.curves_figure(curves, step=step, title=f"p({names[curves['insertion'].target]})"),
                     key=curve_key, on_select=_on_curve_click, selection_mode="points", config=charts.CONFIG,
                     theme=None)
+    st.caption(f"Curves at {S} steps.")
     m1, m2 = st.columns(2)
     m1.metric("Insertion AUC", f"{curves['insertion'].auc:.3f}", help="higher is better")
     m2.metric("Deletion AUC", f"{curves['deletion'].auc:.3f}", help="lower is better")
@@ -194,4 +225,4 @@ with e3:
     export.figure_download(lm, mi, fwd, baseline=baseline, steps=steps, curves=lock_curves, key="dl_fig")
 
 ui.finish({"model": lm.spec.url, "timm": lm.spec.timm_name, "input": mi.url if mi.kind == "sample" else mi.kind,
-           "group": group, "mode": mode, "baseline": baseline, "steps": steps, "step": step}, "")
+           "group": group, "mode": mode, "baseline": baseline, "steps": slider_steps, "step": step}, "")

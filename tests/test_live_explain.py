@@ -1,0 +1,84 @@
+"""The live Explain page: progressive curves (coarse, then refined), the library's progress
+callback, and the coarse default for large patch grids."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sop.explainers import explain
+from sop.faithfulness import insertion_deletion
+
+from conftest import TINY_VIT  # tests/ is on pytest's pythonpath
+from test_app import lib_model, metric, new_app, run, sample, texts
+
+from explorer import compute
+
+
+def test_progress_callback_reports_every_batch_and_changes_nothing(tiny_vit_sop):
+    torch.manual_seed(1)
+    x = torch.randn(1, 3, 32, 32)
+    exp = explain(tiny_vit_sop, x, "sop")
+    seen: list[float] = []
+    with_cb = insertion_deletion(tiny_vit_sop, x, exp, steps=8, batch_size=5, progress=seen.append)
+    plain = insertion_deletion(tiny_vit_sop, x, exp, steps=8, batch_size=5)
+    # 2 * (8 + 1) = 18 inputs in batches of 5: four calls, increasing, ending at 1
+    assert seen == pytest.approx([5 / 18, 10 / 18, 15 / 18, 1.0])
+    for kind in ("insertion", "deletion"):
+        np.testing.assert_allclose(with_cb[kind].scores, plain[kind].scores, atol=1e-6)
+
+
+def test_progress_callback_can_stop_the_work(tiny_vit_sop):
+    x = torch.randn(1, 3, 32, 32)
+    exp = explain(tiny_vit_sop, x, "sop")
+
+    class Stop(Exception):
+        pass
+
+    def stop(p: float) -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        insertion_deletion(tiny_vit_sop, x, exp, steps=8, batch_size=4, progress=stop)
+
+
+def test_curve_schedule_is_coarse_then_fine():
+    assert compute.curve_schedule("pixel", 16) == [compute.COARSE_STEPS, 16]
+    assert compute.curve_schedule("pixel", compute.COARSE_STEPS) == [compute.COARSE_STEPS]
+    assert compute.curve_schedule("grouped", 16) == [16]
+
+
+def test_refined_curve_equals_the_library_at_the_chosen_steps():
+    at = run(new_app(model="digits", input="test:4", steps="24"))
+    x, _ = sample("digits", 4)
+    model = lib_model("digits")
+    curves = insertion_deletion(model, x, explain(model, x, "sop"), steps=24)
+    assert metric(at, "Insertion AUC") == f"{curves['insertion'].auc:.3f}"
+    assert metric(at, "Deletion AUC") == f"{curves['deletion'].auc:.3f}"
+    assert "Curves at 24 steps." in texts(at)
+    # the small (8x8) grid offers no one-patch toggle: its slider reaches one patch a step
+    assert not [t for t in at.toggle if t.key == "curve_fine"]
+
+
+def test_large_grid_defaults_to_the_coarse_schedule(tmp_path):
+    import sop
+    torch.manual_seed(0)
+    kw = dict(TINY_VIT, img_size=72, patch_size=8)  # a 9x9 grid: 81 patches > 64
+    model = sop.create_model("vit_tiny_patch16_224", num_classes=3, img_size=(72, 72), in_chans=3,
+                             backbone_kwargs=kw, num_groups=4, group_heads=1, group_dim=16,
+                             class_names=["a", "b", "c"]).eval()
+    path = sop.save(model, tmp_path / "grid9_sop.safetensors")
+    from PIL import Image
+    img = Image.fromarray((np.random.default_rng(0).random((60, 90, 3)) * 255).astype(np.uint8))
+    png = tmp_path / "photo.png"
+    img.save(png)
+    at = run(new_app(model=str(path), input="upload"))
+    at.file_uploader(key="upload_file").upload(png.name, png.read_bytes(), "image/png")
+    run(at)
+    fine = at.toggle(key="curve_fine")
+    assert fine.label == "Curves at one-patch resolution (81 steps)" and fine.value is False
+    assert "Curves at 16 steps." in texts(at)
+    fine.set_value(True)
+    run(at)
+    assert "Curves at 81 steps." in texts(at)
+    assert at.query_params["steps"] == "16"

@@ -12,7 +12,7 @@ Drives the app in Debian's Chromium (Playwright, as tests/test_browser.py does) 
 
 each also as a ratio to one SOP forward pass `model(x)` timed in this process.
 
-    PYTHONPATH=. python bench/bench_app_latency.py
+    PYTHONPATH=tests .venv/bin/python bench/bench_app_latency.py [--digits-only]
 """
 from __future__ import annotations
 
@@ -27,12 +27,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from browser_support import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, free_port, wait_idle  # noqa: E402
+import sop
+from browser_support import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, free_port, wait_idle  # PYTHONPATH=tests
+from sop.image_io import image_to_tensor
 
-import sop  # noqa: E402
-from sop.image_io import image_to_tensor  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TIMEOUT_MS = 600_000
 
@@ -91,7 +90,7 @@ def drive(browser, server, query: str, img_path: Path, groups: int, fine_toggle:
     sidebar = pg.locator("[data-testid='stSidebar']")
     if "input=upload" not in query:
         sidebar.get_by_role("radio", name="Upload", exact=True).click()
-    sidebar.locator("input[type='file']").wait_for()
+    sidebar.locator("input[type='file']").wait_for(state="attached")  # the dropzone's input is hidden
     wait_idle(pg, timeout=600)
     t0 = time.perf_counter()
     sidebar.locator("input[type='file']").set_input_files(str(img_path))

@@ -27,6 +27,7 @@ the next task: its loss and score are defined, but it is not ``trainable`` yet, 
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Callable, Sequence
 
 import torch
@@ -37,7 +38,7 @@ from .errors import ConfigError
 _TASKS: dict[str, "Task"] = {}
 
 
-class Task:
+class Task(ABC):
     """The interface of a task; subclasses are registered with `register_task`."""
     name: str = "base"
     label: str = "base"
@@ -45,17 +46,21 @@ class Task:
     trainable: bool = False            # whether sop.train supports it today
     capabilities: frozenset[str] = frozenset()
 
+    @abstractmethod
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def score(self, outputs: torch.Tensor, target) -> torch.Tensor:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def headline(self, output: torch.Tensor, names: Sequence[str]) -> tuple[str, float]:
-        raise NotImplementedError
+        ...
 
     def describe(self, output: torch.Tensor, names: Sequence[str]) -> str:
         text, value = self.headline(output, names)

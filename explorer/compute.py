@@ -16,9 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import streamlit as st
@@ -29,7 +28,7 @@ from sop.evaluation import localisation_study
 from sop.explainers import Explanation, explain
 from sop.faithfulness import BASELINES, DEFAULT_STEPS, Curve, group_sizes_of, insertion_deletion
 from sop.localisation import ground_truth_masks
-from sop.methods import MethodInfo, get_method, is_method, list_methods
+from sop.methods import MethodInfo, get_method, list_methods, method_label
 
 from .models import LoadedModel, compute_lock
 
@@ -42,31 +41,13 @@ MODES = ("pixel", "grouped")
 POST_HOC = "post-hoc"
 
 
-class _Labels(Mapping):
-    """method name -> label, read live from the registry (for callers that want a mapping, e.g. export)."""
-
-    def __getitem__(self, name: str) -> str:
-        if not is_method(name):
-            raise KeyError(name)
-        return get_method(name).label
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list_methods())
-
-    def __len__(self) -> int:
-        return len(list_methods())
-
-
-METHOD_NAMES = _Labels()
-
-
 def methods_for(lm: LoadedModel) -> list[str]:
     """The registered methods that can explain the model each would explain here, in registry order."""
     return [m for m in list_methods() if get_method(m).supports(lm.model_for(m)[0])]
 
 
 def label(method: str) -> str:
-    return get_method(method).label
+    return method_label(method)
 
 
 def is_cheap(method: str) -> bool:
@@ -354,3 +335,11 @@ def split_predictions(lm: LoadedModel, dataset: str, split: str, images: torch.T
     result = SplitPredictions(labels=labels.numpy().astype(np.int64), preds=p.argmax(1).astype(np.int64),
                               probs=p, seconds=time.perf_counter() - t0)
     return remember(key, result)
+
+
+@st.cache_data(show_spinner=False, ttl=30, max_entries=50)
+def stored_sweep(sop_path) -> dict | None:
+    """The checkpoint's stored budget sweep (sop.budget.find_sweep), read at most every 30 s:
+    the Compare page asks on every rerun, and a sweep written meanwhile still shows up soon."""
+    from sop.budget import find_sweep
+    return find_sweep(sop_path)

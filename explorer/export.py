@@ -12,7 +12,7 @@ from sop.faithfulness import Curve
 from sop.figure import FORMATS, MIME, FigureData, explanation_figure, figure_bytes
 from sop.visualize import group_colour, overlay_groups, overlay_heatmap, overlay_mask, panel, to_png
 
-from .compute import METHOD_NAMES, Forward
+from .compute import Forward, label
 from .inputs import ModelInput
 from .models import LoadedModel
 
@@ -105,7 +105,7 @@ def comparison_png(lm: LoadedModel, mi: ModelInput, results: Mapping[str, tuple]
     img = mi.image(lm)
     tiles = [("input", img)]
     for method, (exp, curves) in results.items():
-        cap = f"{METHOD_NAMES.get(method, method)} {exp.seconds:.1f}s"
+        cap = f"{label(method)} {exp.seconds:.1f}s"
         if curves:
             cap += f" ins {curves['insertion'].auc:.2f} del {curves['deletion'].auc:.2f}"
         tiles.append((cap, overlay_heatmap(img, exp.attribution)))

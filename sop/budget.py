@@ -40,7 +40,7 @@ from torch import nn
 
 from .errors import InputError
 from .evaluation import EvalSettings, load_for_evaluation, mean_sem, sample_indices, score_input
-from .explainers import model_grid
+from .explainers import explain, model_grid
 from .methods import get_method, method_label
 
 log = logging.getLogger(__name__)
@@ -184,9 +184,11 @@ def budget_sweep(model: nn.Module, backbone: nn.Module | None, split, budgets: S
     log.debug("budget sweep over %d inputs of %s: %d points", len(indices), split.info.name, len(plan))
     for i in indices:
         x, label = split.dataset[i]
+        x = x.unsqueeze(0)
+        e_sop = explain(model, x, "sop")  # once per input: every point's grouped curves and SOP's row use it
         for method, budget, ms in plan:
             point = dataclasses.replace(s, method_settings={method: ms})
-            (rec,) = score_input(model, explained, x.unsqueeze(0), [method], point)
+            (rec,) = score_input(model, explained, x, [method], point, e_sop=e_sop)
             records.append(dict(index=int(i), label=int(label), budget=budget, **rec))
             if progress is not None:
                 progress(method)

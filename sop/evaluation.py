@@ -48,7 +48,7 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import load_pair, twin_path  # noqa: F401 - twin_path: older import path
 from .data import Split
-from .explainers import default_settings, explain, logits_of, model_grid
+from .explainers import Explanation, default_settings, explain, logits_of, model_grid
 from .faithfulness import DEFAULT_BASELINE, DEFAULT_STEPS, group_sizes_of, insertion_deletion, pixel_order, \
     sets_from_order
 from .localisation import METRICS as LOCALISATION_METRICS
@@ -181,11 +181,13 @@ def sop_region(e_sop) -> torch.Tensor:
 
 
 def score_input(model: SOPModel, explained: nn.Module, x: torch.Tensor, methods: Sequence[str], s: EvalSettings, *,
-                gt: torch.Tensor | None = None, progress: Callable[[str], None] | None = None) -> list[dict]:
+                gt: torch.Tensor | None = None, progress: Callable[[str], None] | None = None,
+                e_sop: Explanation | None = None) -> list[dict]:
     """One input (1, C, H, W): each method's curve AUCs (and, with a ground-truth mask `gt`,
-    localisation and IoUs) as one record per method, without index and label."""
+    localisation and IoUs) as one record per method, without index and label.  `e_sop`: SOP's
+    explanation of x when the caller already has it (the budget sweep scores one input many times)."""
     curve_kw = dict(steps=s.steps, baseline=s.baseline, batch_size=s.batch_size)
-    e_sop = explain(model, x, "sop")
+    e_sop = e_sop if e_sop is not None else explain(model, x, "sop")
     sizes = group_sizes_of(e_sop)
     region_sop = sop_region(e_sop)
     grid = model_grid(model)

@@ -7,6 +7,7 @@ import streamlit as st
 from explorer import charts, compute, export, ui
 from explorer.compute import is_cheap, label
 from explorer.inputs import split_of
+from sop import budget as sweeps
 from sop.image_io import tensor_to_image
 from sop.localisation import localisation_scores
 from sop.visualize import overlay_heatmap, upscale
@@ -231,10 +232,8 @@ else:
 # --------------------------------------------------------------------------- faithfulness per unit of compute
 # A stored budget sweep (`sop evaluate --budgets`, minutes of compute) for this checkpoint: the library finds,
 # shapes and reads it (sop.budget); the page only draws it.  Nothing is computed live here.
-from sop import budget as sweeps  # noqa: E402
-
 with st.expander("Faithfulness per unit of compute", icon=":material/speed:", expanded=False):
-    sweep = sweeps.find_sweep(lm.spec.sop_path)
+    sweep = compute.stored_sweep(lm.spec.sop_path)
     if sweep is None:
         st.markdown("No budget sweep is stored for this model. A sweep runs every method at several budgets on "
                     "test inputs and takes minutes, so the explorer does not compute it live; run")

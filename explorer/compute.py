@@ -213,11 +213,20 @@ def curve_schedule(mode: str, steps: int) -> list[int]:
     return [COARSE_STEPS, steps] if mode == "pixel" and steps > COARSE_STEPS else [steps]
 
 
-def curve_batch_size(lm: LoadedModel) -> int:
-    """Inputs per batch of a curve: small for large grids, so progress (and cancelling) comes often."""
+def curve_batch_size(model: torch.nn.Module) -> int:
+    """Inputs per batch of a curve: the library's choice by model size (`default_batch_size`),
+    at most 8 on large grids, so progress (and cancelling) comes often."""
     from sop.explainers import model_grid
-    grid = model_grid(lm.model) or (8, 8)
-    return 64 if grid[0] * grid[1] <= LARGE_GRID else 8
+    from sop.faithfulness import default_batch_size
+    grid = model_grid(model) or (8, 8)
+    return default_batch_size(model) if grid[0] * grid[1] <= LARGE_GRID else min(8, default_batch_size(model))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def curve_memo(model_key: str, x_key: str) -> dict:
+    """The perturbed inputs already evaluated on one model and input (`insertion_deletion`'s memo):
+    shared by the coarse and the refined curve, both curve kinds, every method and session."""
+    return {}
 
 
 def get_curves(lm: LoadedModel, x: torch.Tensor, exp: Explanation, *, mode: str = "pixel",
@@ -242,11 +251,11 @@ def get_curves(lm: LoadedModel, x: torch.Tensor, exp: Explanation, *, mode: str 
         return hit
     # No keep_inputs: a curve rebuilds the one input on show from its bit-packed step masks, so a
     # cached curve costs kilobytes, not (S+1) float images (78 MB at 224x224 RGB, 64 steps).
+    model, _ = lm.model_for(exp.method)
     kwargs = dict(mode=mode, steps=int(steps), baseline=baseline, progress=progress,
-                  batch_size=curve_batch_size(lm))
+                  batch_size=curve_batch_size(model), memo=curve_memo(lm.key_for(exp.method), x_key))
     if mode == "grouped" and exp.groups is None and group_sizes:
         kwargs["group_sizes"] = list(group_sizes)
-    model, _ = lm.model_for(exp.method)
     with compute_lock():
         curves = insertion_deletion(model, x, exp, **kwargs)
     return remember(key, curves)

@@ -203,21 +203,45 @@ class ViTAdapter(BackboneAdapter):
             t = blk(t)
         return t[:, self.prefix:]
 
+    # Without gradients, sequences are run in buckets of similar length (multiples of this many
+    # patches) instead of all padded to the longest group of the batch: one perturbed input of a
+    # curve with a 47-patch group would otherwise make every group of its batch cost 47 tokens.
+    BUCKET = 8
+
     def forward_groups(self, x: torch.Tensor, masks: torch.Tensor):
-        vit = self.backbone
         b, g, n = masks.shape
         t = self._embed(x)  # (B, P+N, D), position embeddings already added
         prefix, patches = t[:, : self.prefix], t[:, self.prefix:]
-        # Token dropping: keep the L strongest patches of each group, L = largest support.
-        keep = int((masks > 0).sum(-1).max().clamp(min=1))
-        weight, idx = masks.topk(keep, dim=-1)  # (B, G, L); padded slots have weight 0
-        flat_idx = idx.reshape(b, g * keep, 1).expand(-1, -1, patches.shape[-1])
-        kept = torch.gather(patches, 1, flat_idx).reshape(b * g, keep, -1)
-        kept = kept * weight.reshape(b * g, keep, 1)
         pre = prefix.unsqueeze(1).expand(-1, g, -1, -1).reshape(b * g, self.prefix, -1)
+        support = (masks > 0).sum(-1).reshape(b * g).clamp(min=1)
+        flat_masks, flat_src = masks.reshape(b * g, n), torch.arange(b, device=masks.device).repeat_interleave(g)
+        if torch.is_grad_enabled() or b * g == 1:
+            buckets = [torch.arange(b * g, device=masks.device)]
+        else:
+            size = (support + self.BUCKET - 1) // self.BUCKET
+            buckets = [(size == s).nonzero().flatten() for s in size.unique()]
+        emb = logits = None
+        for rows in buckets:
+            e, lg = self._run_groups(patches.reshape(b * n, -1), flat_src[rows] * n, pre[rows], flat_masks[rows],
+                                     int(support[rows].max()))
+            if len(buckets) == 1:
+                emb, logits = e, lg
+                break
+            if emb is None:
+                emb, logits = e.new_empty(b * g, e.shape[-1]), lg.new_empty(b * g, lg.shape[-1])
+            emb[rows], logits[rows] = e, lg
+        return emb.reshape(b, g, -1), logits.reshape(b, g, -1)
+
+    def _run_groups(self, patches: torch.Tensor, offset: torch.Tensor, pre: torch.Tensor, masks: torch.Tensor,
+                    keep: int):
+        """Embeddings (R, E) and logits (R, K) of R groups: `masks` (R, N) over the patch tokens
+        `patches` (B*N, D) of their inputs, group r's starting at row offset[r]."""
+        vit = self.backbone
+        # Token dropping: keep the L strongest patches of each group, L = largest support.
+        weight, idx = masks.topk(keep, dim=-1)  # (R, L); padded slots have weight 0
+        kept = patches[idx + offset.unsqueeze(-1)] * weight.unsqueeze(-1)  # (R, L, D)
         seq = torch.cat([pre, kept], dim=1)
-        valid = torch.cat([weight.new_ones(b * g, self.prefix, dtype=torch.bool),
-                           (weight > 0).reshape(b * g, keep)], dim=1)
+        valid = torch.cat([weight.new_ones(len(masks), self.prefix, dtype=torch.bool), weight > 0], dim=1)
         # Additive mask (0 keep, -inf drop) works on both of timm's attention paths.
         attn_mask = torch.zeros(valid.shape, dtype=seq.dtype, device=seq.device)
         attn_mask = attn_mask.masked_fill(~valid, float("-inf"))[:, None, None, :]
@@ -230,8 +254,7 @@ class ViTAdapter(BackboneAdapter):
             w = valid[:, self.prefix:].unsqueeze(-1).to(seq.dtype)
             pooled = (seq[:, self.prefix:] * w).sum(1) / w.sum(1).clamp(min=1)
         emb = vit.fc_norm(pooled)
-        logits = vit.head(vit.head_drop(emb))
-        return emb.reshape(b, g, -1), logits.reshape(b, g, -1)
+        return emb, vit.head(vit.head_drop(emb))
 
 
 @register_adapter("pixel", label="Pixel masking", modality="image",

@@ -22,8 +22,9 @@ def test_progress_callback_reports_every_batch_and_changes_nothing(tiny_vit_sop)
     seen: list[float] = []
     with_cb = insertion_deletion(tiny_vit_sop, x, exp, steps=8, batch_size=5, progress=seen.append)
     plain = insertion_deletion(tiny_vit_sop, x, exp, steps=8, batch_size=5)
-    # 2 * (8 + 1) = 18 inputs in batches of 5: four calls, increasing, ending at 1
-    assert seen == pytest.approx([5 / 18, 10 / 18, 15 / 18, 1.0])
+    # 2 * (8 + 1) = 18 inputs, of which 16 differ (insertion's last and first are deletion's first
+    # and last), in batches of 5: four calls, increasing, ending at 1
+    assert seen == pytest.approx([5 / 16, 10 / 16, 15 / 16, 1.0])
     for kind in ("insertion", "deletion"):
         np.testing.assert_allclose(with_cb[kind].scores, plain[kind].scores, atol=1e-6)
 

@@ -28,8 +28,7 @@ import torch
 from PIL import Image
 
 import sop
-from browser_support import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, free_port, wait_idle  # PYTHONPATH=tests
-from sop.image_io import image_to_tensor
+from sop.image_io import image_to_tensor, load_image
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,11 +48,18 @@ def photo(path: Path, size=(640, 427)) -> Path:
     return path
 
 
+def vit_small_sop() -> sop.SOPModel:
+    """The issue's real-size model: vit_small_patch16_224 SOP, G = 20, 10 classes, random init."""
+    torch.manual_seed(0)
+    return sop.create_model("vit_small_patch16_224", num_classes=10, pretrained=False, img_size=(224, 224),
+                            num_groups=20, group_heads=4, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                            class_names=[f"class {i}" for i in range(10)]).eval()
+
+
 def forward_seconds(model, img_path: Path, repeats: int = 5) -> float:
     cfg = model.config
-    mode = "L" if cfg.in_chans == 1 else "RGB"
-    x = image_to_tensor(Image.open(img_path).convert(mode), img_size=cfg.img_size, mean=cfg.mean, std=cfg.std,
-                        in_chans=cfg.in_chans)
+    img = load_image(img_path, mode="L" if cfg.in_chans == 1 else "RGB")  # as the app reads an upload
+    x = image_to_tensor(img, img_size=cfg.img_size, mean=cfg.mean, std=cfg.std, in_chans=cfg.in_chans)
     times = []
     with torch.inference_mode():
         model(x)  # warm-up
@@ -91,6 +97,7 @@ def drive(browser, server, query: str, img_path: Path, groups: int, fine_toggle:
     if "input=upload" not in query:
         sidebar.get_by_role("radio", name="Upload", exact=True).click()
     sidebar.locator("input[type='file']").wait_for(state="attached")  # the dropzone's input is hidden
+    from browser_support import wait_idle  # PYTHONPATH=tests
     wait_idle(pg, timeout=600)
     t0 = time.perf_counter()
     sidebar.locator("input[type='file']").set_input_files(str(img_path))
@@ -118,13 +125,12 @@ def drive(browser, server, query: str, img_path: Path, groups: int, fine_toggle:
 
 def main() -> None:
     from playwright.sync_api import sync_playwright
+
+    from browser_support import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, free_port  # PYTHONPATH=tests
     torch.set_num_threads(2)
     tmp = Path(tempfile.mkdtemp(prefix="sop_latency_"))
     img = photo(tmp / "photo.jpg")
-    torch.manual_seed(0)
-    vit = sop.create_model("vit_small_patch16_224", num_classes=10, pretrained=False, img_size=(224, 224),
-                           num_groups=20, group_heads=4, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                           class_names=[f"class {i}" for i in range(10)]).eval()
+    vit = vit_small_sop()
     vit_path = sop.save(vit, tmp / "vit_small_g20_sop.safetensors")
     digits = sop.load(ROOT / "assets" / "models" / "digits_sop.safetensors").eval()
     cases = [("digits (embedded default)", "model=digits&input=upload", digits, None),

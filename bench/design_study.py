@@ -14,6 +14,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from sop.checkpoint import checkpoint_name
+
 COLUMNS = [("accuracy", "SOP acc."), ("backbone_accuracy", "twin acc."), ("fidelity", "fidelity"),
            ("insertion", "ins. ↑"), ("deletion", "del. ↓"), ("grouped_insertion", "g-ins. ↑"),
            ("grouped_deletion", "g-del. ↓"), ("pointing_game", "pointing ↑"), ("mass_accuracy", "mass ↑"),
@@ -42,7 +44,7 @@ def row_of(report: dict) -> dict:
     cfg = read_config(report["checkpoint"])
     sop_row = next(r for r in report["rows"] if r["method"] == "sop")
     m = report["model"]
-    return dict(variant=Path(report["checkpoint"]).name.removesuffix("_sop.safetensors"), knobs=knobs(cfg),
+    return dict(variant=checkpoint_name(report["checkpoint"]), knobs=knobs(cfg),
                 dataset=report["dataset"], accuracy=m["accuracy"], backbone_accuracy=m.get("backbone_accuracy"),
                 fidelity=m.get("fidelity"),
                 groups_used=m["groups_used"], selected_fraction=m["selected_fraction"],

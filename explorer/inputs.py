@@ -1,7 +1,7 @@
 """Choosing an input: a sample of the model's dataset, an uploaded image, or a drawing.
 
 Every input becomes a normalised (1, C, H, W) tensor exactly as the checkpoint says
-(sop.image_io.image_to_tensor with the config's img_size, mean, std, in_chans).
+(sop.image_io.model_input: the config's img_size, mean, std, in_chans; sop.data.split_sample).
 Uploads are read from their bytes (`uploaded.getvalue()`), never from their file name;
 a bad upload shows its error and the previous input stays on screen.
 """
@@ -17,9 +17,9 @@ from PIL import Image
 from torch.utils.data import TensorDataset
 
 import sop
-from sop.data import PartsScenes, find_dataset, load_split
+from sop.data import SAMPLE_SEED, PartsScenes, find_dataset, load_split, split_sample
 from sop.data.parts import PART_COLOURS, PART_NAMES
-from sop.image_io import DEFAULT_MAX_BYTES, image_to_tensor, load_image, tensor_to_image
+from sop.image_io import DEFAULT_MAX_BYTES, model_input, tensor_to_image
 
 from . import urlstate
 from .compute import tensor_key
@@ -59,7 +59,7 @@ class ModelInput:
 @st.cache_resource(show_spinner=False, max_entries=8)
 def dataset_split(name: str, split: str, img_size: tuple[int, int]):
     """sop.data.load_split, once per server (read-only tensors)."""
-    return load_split(name, split, img_size=tuple(img_size))
+    return load_split(name, split, img_size=tuple(img_size), seed=SAMPLE_SEED)
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)
@@ -97,8 +97,7 @@ def sample_input(lm: LoadedModel, split: str, index: int) -> ModelInput | None:
     data, _ = split_of(lm, split)
     if data is None or not 0 <= index < len(data.dataset):
         return None
-    x, y = data.dataset[index]
-    x = x.unsqueeze(0).float()
+    x, y = split_sample(data, index)
     if tuple(x.shape[1:]) != (lm.config.in_chans, *lm.config.img_size):
         return None
     masks = present = None
@@ -114,40 +113,10 @@ def sample_input(lm: LoadedModel, split: str, index: int) -> ModelInput | None:
 
 def image_input(lm: LoadedModel, data: bytes, *, kind: str, name: str, invert: bool = False,
                 digit_like: bool = False) -> ModelInput:
-    """Bytes of an image file -> a model input.  Raises sop.ImageError / sop.InputError."""
-    cfg = lm.config
-    mode = "L" if cfg.in_chans == 1 else "RGB"
-    img = load_image(data, mode=mode, max_bytes=MAX_UPLOAD_BYTES)
-    if digit_like:
-        img = centre_like_digits(img)
-        if img is None:
-            raise sop.InputError("the drawing is empty: draw a digit with the mouse")
-    if invert:
-        img = Image.fromarray(255 - np.asarray(img))
-    x = image_to_tensor(img, img_size=cfg.img_size, mean=cfg.mean, std=cfg.std, in_chans=cfg.in_chans)
+    """Bytes of an image file -> a model input (`sop.image_io.model_input`).  Raises sop.ImageError /
+    sop.InputError."""
+    x = model_input(data, lm.config, invert=invert, digit_like=digit_like, max_bytes=MAX_UPLOAD_BYTES)
     return ModelInput(kind, x, tensor_key(x), name)
-
-
-def centre_like_digits(img: Image.Image) -> Image.Image | None:
-    """A drawing made to look like the bundled digits: ink cropped, centred, sampled to 8x8.
-
-    scikit-learn's digits are 8x8 counts of ink in 4x4 blocks of a centred 32x32 bitmap,
-    so the drawing's ink is cropped to its bounding box, centred in a square with a small
-    margin, and averaged down to 8x8 (the models upsample 8x8 -> 32x32 by pixel replication).
-    """
-    a = np.asarray(img.convert("L"), dtype=np.float32)
-    ys, xs = np.nonzero(a > 32)
-    if len(ys) == 0:
-        return None
-    crop = a[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    side = int(max(crop.shape) * 1.15) + 1
-    square = np.zeros((side, side), np.float32)
-    oy, ox = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
-    square[oy:oy + crop.shape[0], ox:ox + crop.shape[1]] = crop
-    small = Image.fromarray(square.astype(np.uint8)).resize((8, 8), Image.Resampling.BOX)
-    s = np.asarray(small, dtype=np.float32)
-    s = s / max(s.max(), 1.0) * 255.0  # full ink = full brightness, as a fully inked block
-    return Image.fromarray(s.astype(np.uint8)).resize((32, 32), Image.Resampling.NEAREST)
 
 
 # --------------------------------------------------------------------------- the picker

@@ -19,6 +19,7 @@ import streamlit as st
 from torch import nn
 
 import sop
+from sop.checkpoint import twin_path
 from sop.model import SOPModel
 
 SOURCES = ("Embedded", "Checkpoint file", "timm + checkpoint")
@@ -142,9 +143,8 @@ def embedded_label(row: dict) -> str:
 
 def twin_of(sop_path: str | Path) -> str | None:
     """<name>_backbone.safetensors beside <name>_sop.safetensors, if it exists."""
-    p = Path(sop_path)
-    if p.name.endswith("_sop.safetensors"):
-        twin = p.with_name(p.name[: -len("_sop.safetensors")] + "_backbone.safetensors")
+    if Path(sop_path).name.endswith("_sop.safetensors"):
+        twin = twin_path(sop_path)
         if twin.is_file():
             return str(twin)
     return None

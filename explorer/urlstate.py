@@ -1,6 +1,7 @@
 """The shareable link: the URL's query parameters hold the model, the input and the view.
 
     ?model=digits&input=test:12&group=3&mode=grouped&baseline=blur&steps=16&step=4
+    ?model=runs/vit_sop.safetensors&input=test:0&fine=1      (one-patch curves on a large grid)
     /compare?model=parts&input=test:7&method=lime
     /mistakes?model=digits&cell=3,8&input=test:41
 
@@ -25,6 +26,7 @@ PARAMS = {
     "baseline": "curve_baseline",
     "steps": "curve_steps",
     "step": "curve_step",
+    "fine": "curve_fine",        # curves at one-patch resolution (Explain, grids over 64 patches): 1
     "method": "focus_method",    # method in focus (Compare)
     "methods": "compare_methods",
     "cell": "mistake_cell",      # "<true>,<pred>" (Mistakes)
@@ -32,6 +34,7 @@ PARAMS = {
 }
 _INT_PARAMS = {"group", "steps", "step", "example"}
 _LIST_PARAMS = {"methods"}
+_BOOL_PARAMS = {"fine"}     # "1" / "true" / "on" -> True, "0" / "false" / "off" -> False
 
 
 def parse(name: str, raw: str):
@@ -44,6 +47,8 @@ def parse(name: str, raw: str):
             return None
     if name in _LIST_PARAMS:
         return [v for v in raw.split(",") if v]
+    if name in _BOOL_PARAMS:
+        return {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}.get(raw.lower())
     return raw or None
 
 

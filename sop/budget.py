@@ -6,7 +6,9 @@ budget (its ``budget_setting``: ``n_samples`` / ``n_masks``); a method with a st
 the other methods (Occlusion, Grad-CAM) run once at their fixed cost; SOP is its own
 point.  Each (method, budget) is scored by the evaluation's own code path
 (`sop.evaluation.score_input`: the same inputs, curves, group sizes and the seconds of
-`explain`), and its cost is counted in model passes per explanation, `COUNT_RULE`:
+`explain`), and its cost is counted in model passes per explanation as each method declares
+it when it is registered (`register_method(passes=..., pass_rule=...)`; `count_rule()` collects
+the rules in words, `COUNT_RULE` for the built-ins):
 
 * passes are images through the model the method explains (the backbone twin by
   default), *including* the one forward pass `sop.explainers.explain` makes to find the
@@ -38,10 +40,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint import checkpoint_name
 from .errors import InputError
 from .evaluation import EvalSettings, load_for_evaluation, mean_sem, sample_indices, score_input
 from .explainers import explain, model_grid
-from .methods import get_method, method_label
+from .methods import SAMPLING_PASSES, PassContext, get_method, list_methods, method_label
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +56,23 @@ COSTS = {"cost": "model passes per explanation (forward + backward)", "seconds":
 IG_MAX_STEPS = 300
 DEFAULT_BUDGETS = (9, 18, 36, 72, 144, 288, 1000)
 
-COUNT_RULE = {
-    "unit": "images through the explained model per explanation, including the one forward pass explain() makes "
-            "to find the predicted class (all methods but SOP)",
-    "sampling": "budget + 1 forward",
-    "ig": "n_steps + 1 forward, n_steps backward (n_steps = budget, capped at ig_max_steps)",
-    "occlusion": "windows + 2 forward (one per window, the unoccluded input, the prediction)",
-    "gradcam": "2 forward + 1 backward",
-    "sop": "G + 1 backbone forward passes (GroupGen's features + one per group; an upper bound for ViT adapters)",
-    "cost": "forward + backward (a backward pass counted as one forward-equivalent)",
-}
+_COUNT_UNIT = {"unit": "images through the explained model per explanation, including the one forward pass "
+                       "explain() makes to find the predicted class (all methods but SOP)"}
+_COUNT_COST = {"cost": "forward + backward (a backward pass counted as one forward-equivalent)"}
+
+
+def count_rule(methods: Sequence[str] | None = None) -> dict[str, str]:
+    """How passes are counted, from the methods' own declarations (`register_method(passes=,
+    pass_rule=)`): {"unit", "sampling", <method>: rule..., "cost"}."""
+    rules = dict(_COUNT_UNIT, sampling=SAMPLING_PASSES)
+    for m in (list_methods() if methods is None else methods):
+        info = get_method(m)
+        if info.count_rule is not None and not (info.samples and info.passes is None):
+            rules[m] = info.count_rule
+    return {**rules, **_COUNT_COST}
+
+
+COUNT_RULE = count_rule()
 
 
 def parse_budgets(text: str) -> list[int]:
@@ -96,24 +106,13 @@ def sweep_plan(methods: Sequence[str], budgets: Sequence[int], method_settings: 
 
 def pass_count(method: str, settings: dict, *, grid: tuple[int, int], image_size: tuple[int, int],
                num_groups: int) -> dict:
-    """{"forward", "backward", "cost"} model passes of one explanation, by `COUNT_RULE`
-    (None for a registered method the rule does not know)."""
-    info = get_method(method)
-    if method == "sop":
-        fwd, bwd = num_groups + 1, 0
-    elif info.samples:
-        fwd, bwd = int(settings.get(info.budget_setting, info.defaults[info.budget_setting])) + 1, 0
-    elif method == "ig":
-        n = int(settings.get("n_steps", info.defaults["n_steps"]))
-        fwd, bwd = n + 1, n
-    elif method == "occlusion":
-        (h, w), (gh, gw) = image_size, grid
-        wh, ww = math.ceil(h / gh), math.ceil(w / gw)
-        fwd, bwd = math.ceil(h / wh) * math.ceil(w / ww) + 2, 0
-    elif method == "gradcam":
-        fwd, bwd = 2, 1
-    else:
+    """{"forward", "backward", "cost"} model passes of one explanation, as the method declares them
+    (`MethodInfo.pass_count`; None for a registered method that declares no count)."""
+    counted = get_method(method).pass_count(settings, PassContext(grid=tuple(grid), image_size=tuple(image_size),
+                                                                  num_groups=int(num_groups)))
+    if counted is None:
         return dict(forward=None, backward=None, cost=None)
+    fwd, bwd = counted
     return dict(forward=fwd, backward=bwd, cost=fwd + bwd)
 
 
@@ -194,7 +193,7 @@ def budget_sweep(model: nn.Module, backbone: nn.Module | None, split, budgets: S
                 progress(method)
     rows = summarise(records, plan, counts)
     return dict(dataset=split.info.name, num_groups=model.num_groups, grid=list(model_grid(model)),
-                samples=len(indices), budgets=budgets, ig_max_steps=ig_max_steps, count_rule=COUNT_RULE,
+                samples=len(indices), budgets=budgets, ig_max_steps=ig_max_steps, count_rule=count_rule(s.methods),
                 baselines_on="sop" if explained is model else "backbone", rows=rows, per_input=records,
                 settings=dict(methods=list(s.methods), samples=s.samples, steps=s.steps, baseline=s.baseline,
                               seed=s.seed, method_settings=s.method_settings))
@@ -227,7 +226,7 @@ CURVE_NAMES = {"insertion": "insertion", "deletion": "deletion", "grouped_insert
 
 def _sweep_name(checkpoint) -> str:
     """parts_sop.safetensors -> parts (the <name> of <name>_budget.json, as `sop evaluate --budgets` names it)."""
-    return Path(checkpoint).name.removesuffix(".safetensors").removesuffix("_sop")
+    return checkpoint_name(checkpoint)
 
 
 def sweep_dirs() -> list[Path]:

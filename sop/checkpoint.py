@@ -126,11 +126,17 @@ def load(path: str | Path, map_location: str | torch.device = "cpu", backbone: n
     return model.to(map_location).eval()
 
 
+def checkpoint_name(path: str | Path) -> str:
+    """<name>_sop.safetensors (or <name>.safetensors) -> <name>: how reports, runs, figures and
+    twins name a checkpoint."""
+    name = Path(path).name
+    name = name[: -len(".safetensors")] if name.endswith(".safetensors") else Path(name).stem
+    return name.removesuffix("_sop")
+
+
 def twin_path(sop_path: str | Path) -> Path:
     """<name>_sop.safetensors -> <name>_backbone.safetensors (the plain twin beside it)."""
-    p = Path(sop_path)
-    stem = p.name[: -len("_sop.safetensors")] if p.name.endswith("_sop.safetensors") else p.stem
-    return p.with_name(f"{stem}_backbone.safetensors")
+    return Path(sop_path).with_name(f"{checkpoint_name(sop_path)}_backbone.safetensors")
 
 
 def load_pair(sop_path: str | Path, backbone_path: str | Path | None = None, *,

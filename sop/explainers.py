@@ -183,7 +183,9 @@ class eval_mode:
 
 @register_method("sop", label="SOP", defaults={}, supports=sop_only,
                  requires="an SOPModel (a plain classifier has no groups); load the *_sop.safetensors checkpoint",
-                 cost="cheap", resolves_target=True)
+                 cost="cheap", resolves_target=True, passes=lambda s, c: (c.num_groups + 1, 0),
+                 pass_rule="G + 1 backbone forward passes (GroupGen's features + one per group; an upper bound "
+                           "for ViT adapters)")
 def sop_groups(model, x, target, settings, progress, grid):
     """SOP's own explanation: sum_g s_g * m_g over its groups (one forward pass)."""
     if not isinstance(model, SOPModel):
@@ -246,7 +248,9 @@ def _lime_kernel(width: float):
 
 
 @register_method("ig", label="Integrated Gradients", budget_setting="n_steps",
-                 defaults=dict(n_steps=50, batch_size=50, output="prob"))
+                 defaults=dict(n_steps=50, batch_size=50, output="prob"),
+                 passes=lambda s, c: (int(s["n_steps"]) + 1, int(s["n_steps"])),
+                 pass_rule="n_steps + 1 forward, n_steps backward (n_steps = budget, capped at ig_max_steps)")
 def integrated_gradients(model, x, target, settings, progress, grid):
     """Integrated Gradients from the all-zero input (the mean colour), channels summed."""
     from captum.attr import IntegratedGradients
@@ -277,7 +281,8 @@ def _conv_for_gradcam(maps: dict[nn.Module, torch.Tensor], min_side: int = 4) ->
 
 
 @register_method("gradcam", label="Grad-CAM", defaults=dict(layer=None, output="logit"),
-                 supports=has_feature_layer, cost="cheap")
+                 supports=has_feature_layer, cost="cheap", passes=lambda s, c: (2, 1),
+                 pass_rule="2 forward + 1 backward")
 def gradcam(model, x, target, settings, progress, grid):
     """Grad-CAM on the last spatial feature layer (ViT patch tokens, SOP's GroupGen input, or a Conv2d)."""
     s = settings
@@ -357,7 +362,16 @@ def rise(model, x, target, settings, progress, grid):
     return (sal / (n * p)).float()
 
 
-@register_method("occlusion", label="Occlusion", defaults=dict(batch_size=100, output="prob"), cost="cheap")
+def _occlusion_passes(settings: dict, context) -> tuple[int, int]:
+    """One forward per window (one per patch), the unoccluded input and the prediction."""
+    (h, w), (gh, gw) = context.image_size, context.grid
+    wh, ww = math.ceil(h / gh), math.ceil(w / gw)
+    return math.ceil(h / wh) * math.ceil(w / ww) + 2, 0
+
+
+@register_method("occlusion", label="Occlusion", defaults=dict(batch_size=100, output="prob"), cost="cheap",
+                 passes=_occlusion_passes,
+                 pass_rule="windows + 2 forward (one per window, the unoccluded input, the prediction)")
 def occlusion(model, x, target, settings, progress, grid):
     """Occlusion: each patch of the grid hidden in turn (filled with 0); the drop in output."""
     from captum.attr import Occlusion

@@ -135,6 +135,49 @@ def image_to_tensor(img: Image.Image, *, img_size: int | Sequence[int], mean: Se
     return x.unsqueeze(0).contiguous()
 
 
+def model_input(source: ImageSource, config, *, invert: bool = False, digit_like: bool = False,
+                max_bytes: int = DEFAULT_MAX_BYTES) -> torch.Tensor:
+    """An image file (path, bytes or file object) -> the model's ``(1, C, H, W)`` input, prepared
+    exactly as its checkpoint's `config` says (img_size, in_chans, mean, std).
+
+    ``invert`` turns dark ink on white into white on black (greyscale digit models);
+    ``digit_like`` prepares a drawing like the bundled digit scans (`centre_like_digits`).
+    The one path from an image file to a model input: the app's uploads and drawings and
+    ``python -m sop figure --input IMG`` both use it.
+    """
+    img = load_image(source, mode="L" if config.in_chans == 1 else "RGB", max_bytes=max_bytes)
+    if digit_like:
+        img = centre_like_digits(img)
+        if img is None:
+            raise InputError("the drawing is empty: draw a digit with the mouse")
+    if invert:
+        img = Image.fromarray(255 - np.asarray(img))
+    return image_to_tensor(img, img_size=config.img_size, mean=config.mean, std=config.std, in_chans=config.in_chans)
+
+
+def centre_like_digits(img: Image.Image) -> Image.Image | None:
+    """A drawing made to look like the bundled digits: ink cropped, centred, sampled to 8x8.
+
+    scikit-learn's digits are 8x8 counts of ink in 4x4 blocks of a centred 32x32 bitmap,
+    so the drawing's ink is cropped to its bounding box, centred in a square with a small
+    margin, and averaged down to 8x8 (the models upsample 8x8 -> 32x32 by pixel replication).
+    None for a drawing without ink.
+    """
+    a = np.asarray(img.convert("L"), dtype=np.float32)
+    ys, xs = np.nonzero(a > 32)
+    if len(ys) == 0:
+        return None
+    crop = a[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    side = int(max(crop.shape) * 1.15) + 1
+    square = np.zeros((side, side), np.float32)
+    oy, ox = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
+    square[oy:oy + crop.shape[0], ox:ox + crop.shape[1]] = crop
+    small = Image.fromarray(square.astype(np.uint8)).resize((8, 8), Image.Resampling.BOX)
+    s = np.asarray(small, dtype=np.float32)
+    s = s / max(s.max(), 1.0) * 255.0  # full ink = full brightness, as a fully inked block
+    return Image.fromarray(s.astype(np.uint8)).resize((32, 32), Image.Resampling.NEAREST)
+
+
 def tensor_to_image(x: torch.Tensor | np.ndarray, mean: Sequence[float],
                     std: Sequence[float]) -> np.ndarray:
     """Undo the normalisation of a model input and return a ``(H, W, 3)`` uint8 array.

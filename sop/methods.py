@@ -63,6 +63,20 @@ MethodFn = Callable[[nn.Module, torch.Tensor, Optional[int], dict, Progress, Gri
                     Union[torch.Tensor, MethodOutput]]
 
 
+@dataclass(frozen=True)
+class PassContext:
+    """What a method's pass count may depend on besides its settings."""
+    grid: Grid                      # the patch grid of the explained model
+    image_size: tuple[int, int]     # (H, W) of the input
+    num_groups: int                 # G of the SOP model (its own cost)
+
+
+# passes(settings, context) -> (forward, backward) images through the explained model per
+# explanation, *including* the forward pass `explain` makes to find the predicted class.
+PassFn = Callable[[dict, PassContext], tuple[int, int]]
+SAMPLING_PASSES = "budget + 1 forward"
+
+
 # --------------------------------------------------------------------------- what a method supports
 
 def any_model(model: nn.Module) -> bool:
@@ -101,6 +115,8 @@ class MethodInfo:
     requires: str = "any classifier"  # the same, in words (for error messages and help texts)
     cost: str = "expensive"           # "cheap": a few forward passes, fine to run live; "expensive": on request
     resolves_target: bool = False     # gets target None for "predicted class" and returns the one it used
+    passes: PassFn | None = None      # its cost in model passes (sampling methods: budget + 1 forward)
+    pass_rule: str | None = None      # the same, in words (the budget sweep's count rule)
 
     @property
     def cheap(self) -> bool:
@@ -114,6 +130,22 @@ class MethodInfo:
     def settings(self) -> dict:
         """A fresh copy of the default settings."""
         return dict(self.defaults)
+
+    def pass_count(self, settings: dict, context: PassContext) -> tuple[int, int] | None:
+        """(forward, backward) passes of one explanation with `settings` (over the defaults);
+        None for a method that declares no count."""
+        s = {**self.defaults, **settings}
+        if self.passes is not None:
+            fwd, bwd = self.passes(s, context)
+            return int(fwd), int(bwd)
+        if self.samples:
+            return int(s[self.budget_setting]) + 1, 0
+        return None
+
+    @property
+    def count_rule(self) -> str | None:
+        """How its passes are counted, in words."""
+        return self.pass_rule or (SAMPLING_PASSES if self.samples and self.passes is None else None)
 
     def budgeted(self, budget: int | None) -> dict:
         """The default settings with a sample budget applied (sampling methods only; others unchanged)."""
@@ -129,6 +161,7 @@ _REGISTRY: dict[str, MethodInfo] = {}
 def register_method(name: str, *, label: str, defaults: dict | None = None, samples: bool = False,
                     budget_setting: str | None = None, supports: Callable[[nn.Module], bool] = any_model,
                     requires: str | None = None, cost: str = "expensive", resolves_target: bool = False,
+                    passes: PassFn | None = None, pass_rule: str | None = None,
                     replace: bool = False) -> Callable[[MethodFn], MethodFn]:
     """Decorator: register `fn` as attribution method `name` (see the module docstring for `fn`'s signature).
 
@@ -139,6 +172,10 @@ def register_method(name: str, *, label: str, defaults: dict | None = None, samp
     `budget_setting` with ``samples=False``.  `supports(model)`: whether the method can
     explain that model with its defaults (`requires` says it in words).  `cost`:
     ``"cheap"`` methods run live in the app, ``"expensive"`` ones on request.
+    `passes(settings, context)`: (forward, backward) model passes of one explanation, counting
+    the forward pass `explain` makes for the predicted class (`PassContext`: grid, image size,
+    G); sampling methods default to budget + 1 forward.  `pass_rule`: the same in words.  The
+    budget sweep (`sop.budget`) counts cost with these; a method declaring none gets no cost.
     `replace`: allow re-registering an existing name.  Returns `fn` unchanged.
     """
     defaults = dict(defaults or {})
@@ -161,7 +198,8 @@ def register_method(name: str, *, label: str, defaults: dict | None = None, samp
     def decorator(fn: MethodFn) -> MethodFn:
         _REGISTRY[name] = MethodInfo(name=name, fn=fn, label=label, defaults=defaults, samples=bool(samples),
                                      budget_setting=budget_setting, supports=supports, requires=requires,
-                                     cost=cost, resolves_target=bool(resolves_target))
+                                     cost=cost, resolves_target=bool(resolves_target), passes=passes,
+                                     pass_rule=pass_rule)
         return fn
 
     return decorator
@@ -202,6 +240,7 @@ def method_label(name: str) -> str:
     return get_method(name).label if is_method(name) else str(name)
 
 
-__all__ = ["MethodInfo", "MethodOutput", "MethodFn", "Grid", "Progress", "COSTS", "register_method",
+__all__ = ["MethodInfo", "MethodOutput", "MethodFn", "PassContext", "PassFn", "Grid", "Progress", "COSTS",
+           "register_method",
            "unregister_method", "list_methods", "is_method", "get_method", "method_label", "any_model",
            "sop_only", "has_feature_layer"]

@@ -173,3 +173,35 @@ def test_a_plain_classifier_is_refused(digits):
     x, _ = sample(digits, 0)
     with pytest.raises(sop.InputError, match="SOP model"):
         figure_data(digits.backbone, x)
+
+
+def test_figure_inputs_are_the_apps_inputs(digits, tmp_path):
+    """`sop figure` reads SPLIT:INDEX and image files through the same library functions as the app
+    (seed SAMPLE_SEED: test:3 is the image a link with input=test:3 shows)."""
+    import torch
+
+    from explorer.inputs import image_input
+    from sop.commands.figure import read_input
+    from sop.data import SAMPLE_SEED, split_sample
+    cfg = digits.config
+    x, y, name = read_input(digits, "test:3")
+    want, label = split_sample(load_split(cfg.dataset, "test", img_size=tuple(cfg.img_size), seed=SAMPLE_SEED), 3)
+    assert name == "test:3" and y == label and torch.equal(x, want)
+    png = SAMPLES / "digit_7_test13.png"
+
+    class LM:  # the app's LoadedModel, as far as image_input reads it
+        config = cfg
+    for invert in (False, True):
+        x, _, _ = read_input(digits, str(png), invert=invert)
+        assert torch.equal(x, image_input(LM, png.read_bytes(), kind="upload", name="u", invert=invert).x)
+
+
+def test_checkpoint_names_are_stripped_in_one_place():
+    from sop.checkpoint import checkpoint_name, twin_path
+    assert checkpoint_name("runs/parts_sop.safetensors") == "parts"
+    assert checkpoint_name(Path("a/b/vit_small_g20.safetensors")) == "vit_small_g20"
+    assert twin_path("runs/parts_sop.safetensors") == Path("runs/parts_backbone.safetensors")
+    for path in ("sop/budget.py", "sop/commands/evaluate.py", "sop/commands/figure.py", "explorer/models.py",
+                 "bench/design_study.py"):
+        text = (ROOT / path).read_text()
+        assert 'len("_sop.safetensors")' not in text and 'removesuffix("_sop' not in text, path

@@ -61,7 +61,7 @@ def test_refined_curve_equals_the_library_at_the_chosen_steps():
     assert not [t for t in at.toggle if t.key == "curve_fine"]
 
 
-def test_large_grid_defaults_to_the_coarse_schedule(tmp_path):
+def grid9_checkpoint_and_photo(tmp_path):
     import sop
     torch.manual_seed(0)
     kw = dict(TINY_VIT, img_size=72, patch_size=8)  # a 9x9 grid: 81 patches > 64
@@ -73,6 +73,11 @@ def test_large_grid_defaults_to_the_coarse_schedule(tmp_path):
     img = Image.fromarray((np.random.default_rng(0).random((60, 90, 3)) * 255).astype(np.uint8))
     png = tmp_path / "photo.png"
     img.save(png)
+    return path, png
+
+
+def test_large_grid_defaults_to_the_coarse_schedule(tmp_path):
+    path, png = grid9_checkpoint_and_photo(tmp_path)
     at = run(new_app(model=str(path), input="upload"))
     at.file_uploader(key="upload_file").upload(png.name, png.read_bytes(), "image/png")
     run(at)
@@ -82,4 +87,18 @@ def test_large_grid_defaults_to_the_coarse_schedule(tmp_path):
     fine.set_value(True)
     run(at)
     assert "Curves at 81 steps." in texts(at)
-    assert at.query_params["steps"] == "16"
+    assert at.query_params["steps"] == "16" and at.query_params["fine"] == "1"
+    at.toggle(key="curve_fine").set_value(False)
+    run(at)
+    link = [c.value for c in at.sidebar.code]
+    assert link and "fine=" not in link[0] and "steps=16" in link[0]
+
+
+def test_a_link_reopens_one_patch_curves(tmp_path):
+    path, png = grid9_checkpoint_and_photo(tmp_path)
+    at = run(new_app(model=str(path), input="upload", fine="1"))
+    at.file_uploader(key="upload_file").upload(png.name, png.read_bytes(), "image/png")
+    run(at)
+    assert at.toggle(key="curve_fine").value is True
+    assert "Curves at 81 steps." in texts(at)
+    assert at.query_params["fine"] == "1"

@@ -221,3 +221,30 @@ def test_explorer_raises_library_errors_with_the_choices():
         compute.get_curves(None, None, None, baseline="black")
     assert compute.method_settings("lime", 100)["n_samples"] == 100
     assert compute.method_settings("ig", 100) == default_settings("ig")
+
+
+def test_a_method_declares_its_pass_count_and_the_budget_sweep_reads_it():
+    from sop.budget import count_rule, pass_count
+    name = "toy_counted"
+
+    @register_method(name, label="Toy counted", defaults=dict(n_probe=5),
+                     passes=lambda s, c: (s["n_probe"] * c.num_groups + 1, s["n_probe"]),
+                     pass_rule="n_probe x G + 1 forward, n_probe backward")
+    def toy_counted(model, x, target, settings, progress, grid):
+        """A toy whose cost depends on its settings and on G."""
+        return torch.zeros(x.shape[-2:])
+
+    try:
+        kw = dict(grid=(8, 8), image_size=(32, 32), num_groups=4)
+        assert pass_count(name, {}, **kw) == dict(forward=21, backward=5, cost=26)
+        assert pass_count(name, {"n_probe": 2}, **kw) == dict(forward=9, backward=2, cost=11)
+        assert count_rule([name])[name] == "n_probe x G + 1 forward, n_probe backward"
+        # the built-ins declare theirs: nothing in sop.budget names a method
+        assert pass_count("gradcam", {}, **kw)["cost"] == 3
+        assert pass_count("lime", {"n_samples": 9}, **kw)["forward"] == 10
+        assert pass_count("sop", {}, **kw)["forward"] == 5
+        budget_src = (ROOT / "sop" / "budget.py").read_text()
+        for m in ("ig", "occlusion", "gradcam"):
+            assert f'"{m}"' not in budget_src
+    finally:
+        unregister_method(name)

@@ -123,13 +123,14 @@ st.caption(ui.CURVES_HELP)
 mode, baseline, steps = ui.curve_controls(st.columns([1, 1, 1.4], vertical_alignment="bottom"))
 patches = int(grid[0] * grid[1])
 slider_steps = steps
+fine = None
 if mode == "pixel" and patches > compute.LARGE_GRID:
     # A large grid: the step slider's (coarse) schedule by default, one step per patch on request.
     if st.toggle(f"Curves at one-patch resolution ({patches} steps)", key="curve_fine", value=False,
                  persist_state="session",
                  help=f"{patches} steps of one patch each: {2 * (patches + 1)} forward passes of the model, "
                       "instead of the Steps slider's schedule."):
-        steps = patches
+        steps, fine = patches, 1
 exp_sop = compute.get_explanation(lm, mi.x, "sop", x_key=mi.key)
 # Progressive curves: everything above is already on screen; a coarse pair is drawn first, then
 # refined into the same placeholder.  Each progress update is a Streamlit call, so a new input or
@@ -225,4 +226,5 @@ with e3:
     export.figure_download(lm, mi, fwd, baseline=baseline, steps=steps, curves=lock_curves, key="dl_fig")
 
 ui.finish({"model": lm.spec.url, "timm": lm.spec.timm_name, "input": mi.url if mi.kind == "sample" else mi.kind,
-           "group": group, "mode": mode, "baseline": baseline, "steps": slider_steps, "step": step}, "")
+           "group": group, "mode": mode, "baseline": baseline, "steps": slider_steps, "step": step,
+           "fine": fine}, "")

@@ -125,6 +125,7 @@ def command_line(args, models) -> str:
 def run(args) -> int:
     from tqdm import tqdm
 
+    from ..checkpoint import checkpoint_name
     from ..errors import InputError
     from ..evaluation import EvalSettings, evaluate_checkpoint
     from ..zoo import embedded_models
@@ -147,7 +148,7 @@ def run(args) -> int:
     if args.budgets:
         return run_sweep(args, models, settings, command)
     for path in models:
-        name = Path(path).name.removesuffix(".safetensors").removesuffix("_sop")
+        name = checkpoint_name(path)
         bar = tqdm(total=args.samples * len(methods), desc=f"evaluate {name}", file=sys.stderr,
                    dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 5.0)
 
@@ -191,6 +192,7 @@ def run_sweep(args, models, settings, command: str) -> int:
     from tqdm import tqdm
 
     from ..budget import parse_budgets, sop_frontier, sweep_checkpoint, sweep_plan
+    from ..checkpoint import checkpoint_name
     from ..errors import InputError
     from ._evaluate_report import format_sweep_summary, format_sweep_table
     budgets = parse_budgets(args.budgets)
@@ -198,7 +200,7 @@ def run_sweep(args, models, settings, command: str) -> int:
         raise InputError("--ig-max-steps must be at least 1")
     points = len(sweep_plan(settings.methods, budgets, settings.method_settings, ig_max_steps=args.ig_max_steps))
     for path in models:
-        name = Path(path).name.removesuffix(".safetensors").removesuffix("_sop")
+        name = checkpoint_name(path)
         bar = tqdm(total=args.samples * points, desc=f"budget sweep {name}", file=sys.stderr,
                    dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 5.0)
 

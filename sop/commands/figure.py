@@ -41,38 +41,30 @@ def resolve_model(text: str) -> Path:
 
 
 def read_input(model, text: str, *, invert: bool = False):
-    """(x (1, C, H, W), true label or None, a short name) from an image file or SPLIT:INDEX."""
-    import numpy as np
-    from PIL import Image
-
+    """(x (1, C, H, W), true label or None, a short name) from an image file or SPLIT:INDEX, through
+    the library functions the app's inputs use (`sop.image_io.model_input`, `sop.data.split_sample`,
+    seed `SAMPLE_SEED`): `test:12` here is the image a link with `input=test:12` shows."""
+    from ..data import SAMPLE_SEED, load_split, split_sample
     from ..errors import ImageError, InputError
-    from ..image_io import image_to_tensor, load_image
+    from ..image_io import model_input
     cfg = model.config
     split, sep, index = text.partition(":")
     if sep and split in SPLITS:
         if not index.isdigit():
             raise InputError(f"--input {text!r}: the index after '{split}:' must be a whole number")
-        from ..data import load_split
-        data = load_split(cfg.dataset, split, img_size=tuple(cfg.img_size), seed=int(cfg.training.get("seed", 0)))
-        n = len(data.dataset)
-        if int(index) >= n:
-            raise InputError(f"--input {text!r}: the {split} split of {cfg.dataset!r} has {n} samples (0-{n - 1})")
-        x, y = data.dataset[int(index)]
-        return x.unsqueeze(0).float(), int(y), f"{split}:{index}"
+        data = load_split(cfg.dataset, split, img_size=tuple(cfg.img_size), seed=SAMPLE_SEED)
+        x, y = split_sample(data, int(index), where=f"--input {text!r}: the {split} split of {cfg.dataset!r}")
+        return x, y, f"{split}:{index}"
     path = Path(text)
     if not path.is_file():
         raise ImageError(f"--input {text!r}: no such image file (or use test:<index> for a dataset sample)")
-    img = load_image(path, mode="L" if cfg.in_chans == 1 else "RGB")
-    if invert:
-        img = Image.fromarray(255 - np.asarray(img))
-    x = image_to_tensor(img, img_size=cfg.img_size, mean=cfg.mean, std=cfg.std, in_chans=cfg.in_chans)
-    return x, None, path.name
+    return model_input(path, cfg, invert=invert), None, path.name
 
 
 def run(args) -> int:
     import logging
 
-    from ..checkpoint import load
+    from ..checkpoint import checkpoint_name, load
     from ..errors import InputError
     from ..figure import explanation_figure, figure_data, figure_format, group_axes, save_figure
     fmt = figure_format(args.out)  # refuse a bad suffix before any work
@@ -80,7 +72,7 @@ def run(args) -> int:
         raise InputError("--steps, --dpi and --width must be positive")
     model = load(resolve_model(args.model))
     x, label, name = read_input(model, args.input, invert=args.invert)
-    model_name = Path(args.model).name.removesuffix(".safetensors").removesuffix("_sop")
+    model_name = checkpoint_name(args.model)
     logging.getLogger("sop.figure").info("explaining %s with %s and computing both curve kinds", name, model_name)
     data = figure_data(model, x, steps=args.steps, baseline=args.baseline, true_label=label,
                        title=f"{model_name} · {name}")

@@ -19,7 +19,7 @@ from .folder import load_folder_split
 from .parts import PART_NAMES, RULE_TEXT, PartsScenes, load_parts_split
 from .registry import DatasetSpec, dataset_names, find_dataset, get_dataset, list_datasets, register_dataset
 
-__all__ = ["DatasetInfo", "Split", "load_split", "PartsScenes", "PART_NAMES", "RULE_TEXT", "dataset_names",
+__all__ = ["DatasetInfo", "Split", "load_split", "split_sample", "SAMPLE_SEED", "PartsScenes", "PART_NAMES", "RULE_TEXT", "dataset_names",
            "DatasetSpec", "register_dataset", "list_datasets", "get_dataset", "find_dataset", "tensor_split", "normalise",
            "load_digits_split", "load_folder_split", "load_parts_split"]
 
@@ -27,3 +27,22 @@ __all__ = ["DatasetInfo", "Split", "load_split", "PartsScenes", "PART_NAMES", "R
 def load_split(name: str, split: str, *, img_size: tuple[int, int] | None = None, seed: int = 0) -> Split:
     """One split of the dataset `name` (a registered name, or "folder:<path>")."""
     return get_dataset(name).load(split, img_size=img_size, seed=seed)
+
+
+# "test:12" (a shared link's input, `sop figure --input test:12`) names sample 12 of the split
+# loaded with this seed, whatever seed the model was trained with: the same image everywhere.
+SAMPLE_SEED = 0
+
+
+def split_sample(split: Split, index: int, *, where: str | None = None):
+    """(x (1, C, H, W) float, label) of sample `index` of a loaded split; InputError when out of range.
+
+    The app's dataset samples and ``sop figure --input SPLIT:INDEX`` both read inputs here, from
+    splits loaded with `SAMPLE_SEED`."""
+    from ..errors import InputError
+    n = len(split.dataset)
+    if not 0 <= int(index) < n:
+        raise InputError(f"{where or 'the ' + split.info.name + ' split'} has {n} samples (0-{n - 1}); "
+                         f"there is no sample {index}")
+    x, y = split.dataset[int(index)]
+    return x.unsqueeze(0).float(), int(y)

@@ -98,6 +98,12 @@ def _key(*parts) -> str:
     return json.dumps(parts, sort_keys=True, default=str)
 
 
+def signature(*parts) -> str:
+    """A string that changes whenever one of `parts` (JSON-able, or shown by str) does: what a page
+    compares to tell whether work it requested still belongs to the view on screen."""
+    return _key(*parts)
+
+
 # --------------------------------------------------------------------------- SOP forward pass
 
 @dataclass

@@ -82,10 +82,35 @@ def explains_sop(method: str) -> bool:
 
 pending = [m for m in methods if not is_cheap(m) and not compute.is_cached(lm, mi.key, m, settings[m])]
 
+# Expensive methods run on request, as a run request in session state tied to the view it was made for
+# (model, input, methods, settings).  The work reports progress through a bar, a Streamlit call: a new
+# input or setting (a rerun) stops it there, and the next run drops the request, since its view is gone.
+# *Cancel* does the same on purpose.  What was finished stays cached.
+
+
+def view_signature(todo: list[str]) -> str:
+    return compute.signature("compare-run", lm.key, mi.key, list(todo), {m: settings[m] for m in todo}, mode,
+                             baseline, steps)
+
+
+def request_run(todo: list[str]) -> None:
+    st.session_state["cmp_run"] = {"methods": list(todo), "view": view_signature(todo)}
+
+
+def cancel_run() -> None:
+    req = st.session_state.pop("cmp_run", None)
+    if req:
+        st.session_state["cmp_note"] = (f"Cancelled {', '.join(label(m) for m in req['methods'])}. What was "
+                                        "finished stays cached.")
+
 
 def run_methods(todo: list[str], where) -> None:
-    """Compute the explanations of `todo` with one progress bar."""
-    bar = where.progress(0.0, text="Starting…")
+    """Compute the explanations of `todo` with one progress bar and a Cancel button."""
+    with where:
+        b1, b2 = st.columns([4, 1], vertical_alignment="center")
+        bar = b1.progress(0.0, text="Starting…")
+        b2.button("Cancel", key="cancel_run", icon=":material/stop:", on_click=cancel_run,
+                  help="Stop the work in flight (a new input or setting stops it too).")
     for i, m in enumerate(todo):
         text = f"{label(m)} ({i + 1}/{len(todo)})"
 
@@ -94,20 +119,29 @@ def run_methods(todo: list[str], where) -> None:
 
         report(0.0)
         compute.get_explanation(lm, mi.x, m, settings[m], x_key=mi.key, progress=report)
-    bar.empty()
 
 
 run_area = st.container()
+note = st.session_state.pop("cmp_note", None)
+request = st.session_state.get("cmp_run")
+if request is not None:
+    if request.get("view") == view_signature(request["methods"]):
+        run_methods(request["methods"], run_area)
+        st.session_state.pop("cmp_run", None)
+        st.rerun()  # everything is cached now: redraw the page with the results
+    st.session_state.pop("cmp_run", None)
+    note = (f"Stopped {', '.join(label(m) for m in request['methods'])}: the input or a setting changed while "
+            "they ran. What was finished stays cached.")
+if note:
+    run_area.info(note, icon=":material/stop_circle:")
 if pending:
     with run_area:
         r1, r2 = st.columns([1, 3], vertical_alignment="center")
-        run_all = r1.button(f"Run {len(pending)} expensive method{'s' if len(pending) > 1 else ''}", type="primary",
-                            icon=":material/play_arrow:", key="run_all")
+        r1.button(f"Run {len(pending)} expensive method{'s' if len(pending) > 1 else ''}", type="primary",
+                  icon=":material/play_arrow:", key="run_all", on_click=request_run, args=(pending,))
         r2.caption("Waiting: " + ", ".join(label(m) for m in pending) + ". They run hundreds to thousands of "
-                   "forward passes; results are cached per model, input and settings.")
-        if run_all:
-            run_methods(pending, run_area)
-            st.rerun()  # everything is cached now: redraw the page with the results
+                   "forward passes, with a progress bar and a Cancel button; results are cached per model, input "
+                   "and settings.")
 
 # --------------------------------------------------------------------------- cards
 results: dict[str, tuple] = {}
@@ -120,14 +154,16 @@ for start in range(0, len(methods), cols_per_row):
             exp = compute.get_explanation(lm, mi.x, m, settings[m], x_key=mi.key, compute=is_cheap(m))
             if exp is None:
                 st.caption("Not computed yet.")
-                if st.button("Run", key=f"run_{m}", icon=":material/play_arrow:", width="stretch"):
-                    run_methods([m], st.container())
-                    st.rerun()  # redraw with the result (and the updated "Run ... methods" bar)
-            if exp is None:
+                st.button("Run", key=f"run_{m}", icon=":material/play_arrow:", width="stretch", on_click=request_run,
+                          args=([m],))
                 continue
-            with st.spinner("Curves…"):
-                curves = compute.get_curves(lm, mi.x, exp, mode=mode, baseline=baseline, steps=steps, x_key=mi.key,
-                                            group_sizes=group_sizes)
+            curve_args = dict(mode=mode, baseline=baseline, steps=steps, x_key=mi.key, group_sizes=group_sizes)
+            curves = compute.get_curves(lm, mi.x, exp, compute=False, **curve_args)
+            if curves is None:  # a progress bar: a new input or setting stops the curves there too
+                bar = st.progress(0.0, text="Curves…")
+                curves = compute.get_curves(lm, mi.x, exp, **curve_args,
+                                            progress=lambda p, bar=bar: bar.progress(min(1.0, p), f"Curves… {p:.0%}"))
+                bar.empty()
             results[m] = (exp, curves)
             st.image(upscale(overlay_heatmap(img, exp.attribution), 200), width="stretch")
             st.caption(f"{exp.seconds:.2f} s · explains class **{ui.plain(names[exp.target])}** of "

@@ -12,7 +12,7 @@ from sop.faithfulness import Curve
 from sop.figure import FORMATS, MIME, FigureData, explanation_figure, figure_bytes
 from sop.visualize import group_colour, overlay_groups, overlay_heatmap, overlay_mask, panel, to_png
 
-from .compute import Forward, label
+from .compute import MODES, Forward, get_curves, get_explanation, label
 from .inputs import ModelInput
 from .models import LoadedModel
 
@@ -125,21 +125,27 @@ def figure_data(lm: LoadedModel, mi: ModelInput, fwd: Forward, curves: Mapping[s
                       true_label=mi.label, alone=alone, title=f"{lm.spec.name} · {mi.name}", baseline=baseline)
 
 
+def sop_curve_pairs(lm: LoadedModel, mi: ModelInput, curves: Mapping[str, Mapping[str, Curve]] | None, *,
+                    baseline: str, steps: int) -> dict[str, Mapping[str, Curve]]:
+    """Both curve kinds of SOP's explanation, {mode: pair}: those in `curves`, the others from
+    `compute.get_curves` (its cache: a download never recomputes what a page drew, and what it computes
+    is there for the page).  Downloads run this on their own thread, which shares the server's caches."""
+    both = dict(curves or {})
+    missing = [m for m in MODES if m not in both]
+    if missing:
+        exp = get_explanation(lm, mi.x, "sop", x_key=mi.key)
+        for m in missing:
+            both[m] = get_curves(lm, mi.x, exp, mode=m, steps=steps, baseline=baseline, x_key=mi.key)
+    return {m: both[m] for m in MODES}
+
+
 def explanation_figure_bytes(lm: LoadedModel, mi: ModelInput, fwd: Forward,
                              curves: Mapping[str, Mapping[str, Curve]], fmt: str, *, baseline: str,
                              steps: int, dpi: int = 200) -> bytes:
-    """The paper figure (sop.figure) as `fmt` bytes; curve kinds missing from `curves` are computed with
-    the library (this runs on the download's own thread, outside Streamlit's caches)."""
-    from sop.explainers import explain
-    from sop.faithfulness import insertion_deletion
-    both = dict(curves)
-    missing = [m for m in ("pixel", "grouped") if m not in both]
-    if missing:
-        exp = explain(lm.model, mi.x, "sop")
-        for m in missing:
-            both[m] = insertion_deletion(lm.model, mi.x, exp, mode=m, steps=steps, baseline=baseline)
-    fig = explanation_figure(figure_data(lm, mi, fwd, {m: both[m] for m in ("pixel", "grouped")},
-                                         baseline=baseline))
+    """The paper figure (sop.figure) as `fmt` bytes; curve kinds missing from `curves` come from the
+    app's curve cache (`sop_curve_pairs`)."""
+    both = sop_curve_pairs(lm, mi, curves, baseline=baseline, steps=steps)
+    fig = explanation_figure(figure_data(lm, mi, fwd, both, baseline=baseline))
     return figure_bytes(fig, fmt, dpi=dpi)
 
 

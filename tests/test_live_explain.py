@@ -102,3 +102,31 @@ def test_a_link_reopens_one_patch_curves(tmp_path):
     assert at.toggle(key="curve_fine").value is True
     assert "Curves at 81 steps." in texts(at)
     assert at.query_params["fine"] == "1"
+
+
+def test_downloads_reuse_the_cached_curves(monkeypatch):
+    """The figure and JSON downloads read SOP's curves through compute.get_curves: what the page drew
+    is not recomputed, and what a download computes is cached for the next one."""
+    from explorer import export
+    from explorer.inputs import ModelInput
+    from explorer.models import load_spec, spec_for_embedded
+    lm = load_spec(spec_for_embedded("digits"))
+    x, y = sample("digits", 7)
+    mi = ModelInput("sample", x, compute.tensor_key(x), "test sample #7", y, "test", 7)
+    exp = compute.get_explanation(lm, x, "sop", x_key=mi.key)
+    shown = compute.get_curves(lm, x, exp, mode="pixel", steps=12, baseline="blur", x_key=mi.key)  # the page's
+    calls: list[str] = []
+    real = compute.insertion_deletion
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["mode"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(compute, "insertion_deletion", counting)
+    first = export.sop_curve_pairs(lm, mi, None, baseline="blur", steps=12)
+    assert calls == ["grouped"] and first["pixel"]["insertion"].auc == shown["insertion"].auc
+    fwd = compute.sop_forward(lm, x, mi.key)
+    pdf = export.explanation_figure_bytes(lm, mi, fwd, {}, "pdf", baseline="blur", steps=12)
+    assert pdf.startswith(b"%PDF") and calls == ["grouped"]  # both kinds cached now
+    want = insertion_deletion(lm.model, x, explain(lm.model, x, "sop"), mode="grouped", baseline="blur")
+    assert first["grouped"]["deletion"].auc == pytest.approx(want["deletion"].auc, abs=1e-6)

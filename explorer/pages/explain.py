@@ -194,19 +194,13 @@ with right:
 
 # --------------------------------------------------------------------------- export
 st.markdown("#### Export")
-other_mode = "grouped" if mode == "pixel" else "pixel"
 lock_curves = {mode: curves}
 
 
 def _json_bytes() -> bytes:
-    # Runs on a separate thread when clicked: compute the other mode with the library directly.
-    from sop.faithfulness import insertion_deletion
-    both = dict(lock_curves)
-    if other_mode not in both:
-        both[other_mode] = insertion_deletion(lm.model, mi.x, exp_sop, mode=other_mode, steps=steps,
-                                              baseline=baseline)
-    record = export.explanation_record(lm, mi, fwd, {m: both[m] for m in compute.MODES}, baseline=baseline,
-                                       steps=steps)
+    # Runs on a separate thread when clicked: the other curve kind comes from the app's curve cache.
+    both = export.sop_curve_pairs(lm, mi, lock_curves, baseline=baseline, steps=steps)
+    record = export.explanation_record(lm, mi, fwd, both, baseline=baseline, steps=steps)
     return export.to_json(record).encode()
 
 

@@ -349,3 +349,62 @@ def test_download_figure_pdf_then_svg_from_the_explain_page(page, server):
     assert "<svg" in svg and "<text" in svg and "insertion AUC" in svg
     screenshot(pg, "download_figure", full=False)
     assert_clean(watch)
+
+
+# Records, in order, every curve caption and curve progress text the page ever shows (a coarse preview
+# lives only while the finer curve computes, so the test cannot poll for it afterwards).
+RECORD_CURVES = """() => {
+  window.__curves = [];
+  const seen = (t) => { if (window.__curves[window.__curves.length - 1] !== t) window.__curves.push(t); };
+  const scan = () => {
+    for (const el of document.querySelectorAll('p, [data-testid="stProgress"]')) {
+      const box = el.closest('[data-stale]');
+      if (box && box.getAttribute('data-stale') === 'true') continue;
+      const t = el.innerText.trim().replace(/ \\d+%$/, '');
+      if (/^(Curves at \\d+ steps|Computing the curves at \\d+ steps)/.test(t)) seen(t);
+    }
+  };
+  new MutationObserver(scan).observe(document.body, {subtree: true, childList: true, characterData: true});
+  scan();
+}"""
+
+
+def test_progressive_curves_coarse_then_refined(page, server, tmp_path_factory):
+    """Explain on a 224-pixel ViT (196 patches): the coarse pair is drawn first, with a progress bar,
+    then the one-patch curves replace it in place; no console errors."""
+    import sop
+    from PIL import Image
+    tmp = tmp_path_factory.mktemp("progressive")
+    torch.manual_seed(0)
+    kw = dict(img_size=224, patch_size=16, embed_dim=64, depth=3, num_heads=2, mlp_ratio=2.0, global_pool="token")
+    model = sop.create_model("vit_tiny_patch16_224", num_classes=3, img_size=(224, 224), in_chans=3,
+                             backbone_kwargs=kw, num_groups=8, group_heads=2, group_dim=16,
+                             class_names=["a", "b", "c"]).eval()
+    path = sop.save(model, tmp / "vit224_sop.safetensors")
+    rng = np.random.default_rng(0)
+    photo = tmp / "photo.png"
+    Image.fromarray((rng.random((180, 240, 3)) * 255).astype(np.uint8)).save(photo)
+    pg, watch = page
+    pg.goto(f"{server.url}/?model={path}&input=upload")
+    sidebar(pg).locator("input[type='file']").wait_for(state="attached")
+    wait_idle(pg)
+    pg.evaluate(RECORD_CURVES)
+    sidebar(pg).locator("input[type='file']").set_input_files(str(photo))
+    pg.get_by_text("Curves at 16 steps.", exact=True).wait_for()
+    wait_idle(pg)
+    toggle = pg.get_by_text("Curves at one-patch resolution (196 steps)")
+    toggle.scroll_into_view_if_needed()
+    toggle.click()
+    pg.get_by_text("Curves at 196 steps.", exact=True).wait_for(timeout=300_000)
+    wait_idle(pg, timeout=300)
+    seen = pg.evaluate("() => window.__curves")
+    fine = seen[seen.index("Curves at 16 steps.") + 1:]
+    # the refinement: the coarse pair (kept from the first curves) with a progress bar, then 196 steps
+    coarse = [i for i, t in enumerate(fine) if t.startswith("Curves at 4 steps (coarse, refining)")]
+    computing = [i for i, t in enumerate(fine) if t.startswith("Computing the curves at 196 steps")]
+    done = fine.index("Curves at 196 steps.")
+    assert coarse and computing and coarse[0] < done and computing[0] < done, seen
+    assert query(pg)["fine"] == "1"
+    assert pg.get_by_text(re.compile(r"^Curves at 4 steps \(coarse")).count() == 0  # replaced in place
+    screenshot(pg, "progressive_curves", full=False)
+    assert_clean(watch)

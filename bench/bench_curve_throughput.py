@@ -1,6 +1,6 @@
 """What one step of an insertion/deletion curve costs, against the forward passes it needs.
 
-    .venv/bin/python bench/bench_curve_throughput.py [--repeats 3] [--fine]
+    .venv/bin/python bench/bench_curve_throughput.py [--repeats 3] [--fine] [--threads 2]
 
 Model: a generated `vit_small_patch16_224` SOP (G = 20, 10 classes, random init, no download,
 made as bench/bench_app_latency.py makes its checkpoint), input: a 640x427 photo-like image read
@@ -64,8 +64,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--fine", action="store_true", help="also the 196-step one-patch schedule (once)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 = CPU time undisturbed by idle "
+                    "threads spinning on a busy machine)")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     model = vit_small_sop()
     cfg = model.config
     img = load_image(photo(Path(tempfile.mkdtemp(prefix="sop_curves_")) / "photo.jpg"), mode="RGB")

@@ -26,7 +26,7 @@ import torch
 from sop.errors import InputError
 from sop.evaluation import localisation_study
 from sop.explainers import Explanation, explain
-from sop.faithfulness import BASELINES, DEFAULT_STEPS, Curve, group_sizes_of, insertion_deletion
+from sop.faithfulness import BASELINES, DEFAULT_STEPS, Curve, group_sizes_of, insertion_deletion, memo_key
 from sop.localisation import ground_truth_masks
 from sop.methods import MethodInfo, get_method, list_methods, method_label
 
@@ -258,8 +258,14 @@ def get_curves(lm: LoadedModel, x: torch.Tensor, exp: Explanation, *, mode: str 
     # No keep_inputs: a curve rebuilds the one input on show from its bit-packed step masks, so a
     # cached curve costs kilobytes, not (S+1) float images (78 MB at 224x224 RGB, 64 steps).
     model, _ = lm.model_for(exp.method)
+    memo = curve_memo(lm.key_for(exp.method), x_key)
+    fwd = cached(_key("forward", lm.key, x_key)) if model is lm.model else None
+    if fwd is not None and baseline != "noisy_linear":  # the untouched input: the page's SOP forward pass
+        from sop.explainers import model_grid
+        every = torch.ones(x.shape[-2:], dtype=torch.bool)
+        memo.setdefault(memo_key(every, baseline, None, model_grid(model)), torch.from_numpy(fwd.probs).float())
     kwargs = dict(mode=mode, steps=int(steps), baseline=baseline, progress=progress,
-                  batch_size=curve_batch_size(model), memo=curve_memo(lm.key_for(exp.method), x_key))
+                  batch_size=curve_batch_size(model), memo=memo)
     if mode == "grouped" and exp.groups is None and group_sizes:
         kwargs["group_sizes"] = list(group_sizes)
     with compute_lock():

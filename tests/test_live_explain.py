@@ -130,3 +130,21 @@ def test_downloads_reuse_the_cached_curves(monkeypatch):
     assert pdf.startswith(b"%PDF") and calls == ["grouped"]  # both kinds cached now
     want = insertion_deletion(lm.model, x, explain(lm.model, x, "sop"), mode="grouped", baseline="blur")
     assert first["grouped"]["deletion"].auc == pytest.approx(want["deletion"].auc, abs=1e-6)
+
+
+def test_curves_start_from_the_pages_forward_pass():
+    """The untouched input's probabilities come from the page's SOP forward pass (no second pass)."""
+    from explorer.models import load_spec, spec_for_embedded
+    from sop.explainers import model_grid
+    from sop.faithfulness import memo_key
+    lm = load_spec(spec_for_embedded("digits"))
+    x, _ = sample("digits", 11)
+    key = compute.tensor_key(x)
+    fwd = compute.sop_forward(lm, x, key)
+    exp = compute.get_explanation(lm, x, "sop", x_key=key)
+    curves = compute.get_curves(lm, x, exp, mode="pixel", steps=4, baseline="zero", x_key=key)
+    memo = compute.curve_memo(lm.key, key)
+    assert len(memo) == 8  # 2 x 4 distinct inputs, of which x came from the forward pass
+    full = memo[memo_key(torch.ones(x.shape[-2:], dtype=torch.bool), "zero", None, model_grid(lm.model))]
+    assert torch.equal(full, torch.from_numpy(fwd.probs).float())
+    assert curves["deletion"].scores[0] == pytest.approx(float(fwd.probs[curves["deletion"].target]))

@@ -32,7 +32,7 @@ from sop.image_io import image_to_tensor, load_image
 
 ROOT = Path(__file__).resolve().parent.parent
 
-TIMEOUT_MS = 600_000
+TIMEOUT_MS = 1_800_000  # a 196-step curve pair on a busy 2-core machine takes minutes
 
 
 def photo(path: Path, size=(640, 427)) -> Path:
@@ -105,8 +105,10 @@ def drive(browser, server, query: str, img_path: Path, groups: int, fine_toggle:
     wait_fresh(pg, "h4", re.escape(f"upload: {img_path.name}"))
     wait_fresh(pg, "button", "Isolate$", groups)
     out["groups"] = time.perf_counter() - t0
+    print(f"  groups drawn after {out['groups']:.2f} s", flush=True)
     wait_fresh(pg, "p", r"^Curves at \d+ steps")
     out["first_curve"] = time.perf_counter() - t0
+    print(f"  first curve pair after {out['first_curve']:.2f} s", flush=True)
     if fine_toggle:
         wait_fresh(pg, "p", r"^Curves at \d+ steps\.$")  # the default schedule, done
         pg.get_by_text(fine_toggle).click()
@@ -145,6 +147,7 @@ def main() -> None:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             for name, query, model, toggle in cases:
                 fwd = forward_seconds(model, img)
+                print(f"{name}: one SOP forward pass {fwd * 1000:.0f} ms", flush=True)
                 r = drive(browser, server, query, img, model.config.num_groups, toggle)
                 rows.append((name, fwd, r))
             browser.close()

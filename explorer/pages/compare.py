@@ -126,7 +126,11 @@ note = st.session_state.pop("cmp_note", None)
 request = st.session_state.get("cmp_run")
 if request is not None:
     if request.get("view") == view_signature(request["methods"]):
-        run_methods(request["methods"], run_area)
+        try:
+            run_methods(request["methods"], run_area)
+        except Exception:  # a failing method: drop the request (no retry on every rerun), show the error
+            st.session_state.pop("cmp_run", None)
+            raise
         st.session_state.pop("cmp_run", None)
         st.rerun()  # everything is cached now: redraw the page with the results
     st.session_state.pop("cmp_run", None)

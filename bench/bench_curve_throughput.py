@@ -64,6 +64,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--fine", action="store_true", help="also the 196-step one-patch schedule (once)")
+    ap.add_argument("--fine-only", action="store_true", help="only the 196-step schedule")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 = CPU time undisturbed by idle "
                     "threads spinning on a busy machine)")
     args = ap.parse_args()
@@ -77,8 +78,8 @@ def main() -> None:
         model(x)  # warm-up
         fwd = min(seconds(lambda: model(x))[0] for _ in range(5))
     schedules = [("pixel", 4), ("pixel", 16), ("grouped", None)]
-    if args.fine:
-        schedules.append(("pixel", 14 * 14))
+    if args.fine or args.fine_only:
+        schedules = ([] if args.fine_only else schedules) + [("pixel", 14 * 14)]
     print(f"vit_small_patch16_224 SOP, G = {cfg.num_groups}, torch threads {torch.get_num_threads()}, "
           f"batch size {default_batch_size(model)}; one SOP forward pass on x: {fwd * 1000:.0f} ms CPU\n")
     print("| schedule | inputs (distinct) | curve pair, CPU (wall) | needed passes, CPU | curve ÷ needed "

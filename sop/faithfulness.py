@@ -2,8 +2,14 @@
 
 Definitions (identical for every method; `insertion_deletion` computes both curves):
 
-* **Score**: softmax probability of the *target*, by default the class the evaluated
-  model predicts on the untouched input.
+* **Score**: the evaluated model's task scores each output against the *target*
+  (`Task.score`).  Classification: softmax probability of the target class, by default
+  the class the model predicts on the untouched input.  Regression: minus the root-mean-
+  square distance, over the parameters and in standardised units, between the prediction
+  and the target, by default the prediction on the untouched input (0 = the full-input
+  prediction, -1 = one training-set standard deviation away); insertion then rises to 0 and
+  deletion falls from 0, and the AUC is <= 0 (higher is still better for insertion, lower
+  for deletion).
 * **Insertion**: start from the fully removed image (every pixel = the removal
   baseline) and put pixels of x back, most important first.  **Deletion**: start from
   x and remove pixels, most important first.  Good explanations have high insertion
@@ -53,6 +59,7 @@ from torch import nn
 
 from .errors import InputError
 from .explainers import Explanation, eval_mode, logits_of, model_grid, patch_ids
+from .tasks import get_task
 
 BASELINES = ("zero", "blur", "noisy_linear")
 DEFAULT_BASELINE = "zero"
@@ -98,7 +105,7 @@ class Curve:
     scores: np.ndarray        # (S+1,) probability of the target class
     auc: float                # trapezoid rule over fractions, in [0, 1]
     inputs: torch.Tensor | None = None   # (S+1, C, H, W) perturbed inputs, when keep_inputs=True
-    target: int = -1          # the class whose probability `scores` holds
+    target: int = -1          # the class whose probability `scores` holds (-1: a regression target)
     removal: Removal | None = None       # rebuilds any step's input: `input_at(x, step)`
 
     def input_at(self, x: torch.Tensor, step: int) -> torch.Tensor:
@@ -308,6 +315,23 @@ def target_probabilities(model: nn.Module, inputs: torch.Tensor, batch_size: int
     return torch.cat(out)
 
 
+@torch.no_grad()
+def model_outputs(model: nn.Module, inputs: torch.Tensor, batch_size: int = 64,
+                  progress: Callable[[float], None] | None = None) -> torch.Tensor:
+    """Raw outputs (S, K) (logits, or standardised regression estimates), `batch_size` at a time."""
+    out = []
+    for i in range(0, len(inputs), batch_size):
+        out.append(logits_of(model, inputs[i:i + batch_size]).float())
+        if progress is not None:
+            progress(min(1.0, (i + batch_size) / len(inputs)))
+    return torch.cat(out)
+
+
+def _class_index(target) -> int:
+    t = torch.as_tensor(target)
+    return int(t) if t.numel() == 1 and not t.is_floating_point() else -1
+
+
 def insertion_deletion(model: nn.Module, x: torch.Tensor, explanation: Explanation, *, target: int | None = None,
                        mode: str = "pixel", steps: int = DEFAULT_STEPS, baseline: str = DEFAULT_BASELINE,
                        keep_inputs: bool = False, batch_size: int = 64, group_sizes: Sequence[int] | None = None,
@@ -336,16 +360,17 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, explanation: Explanati
     n = len(sets)
     kept = torch.cat([sets, ~sets])
     inputs = perturb(x, kept, baseline, grid=grid, blur_sigma=blur_sigma, seed=seed)
+    task = get_task(getattr(getattr(model, "config", None), "task", "classification"))
     with eval_mode(model):
-        probs = target_probabilities(model, inputs, batch_size, progress)
+        outputs = model_outputs(model, inputs, batch_size, progress)
     if target is None:
-        target = int(probs[n].argmax())  # deletion's first input is x itself
+        target = task.default_target(outputs[n])  # deletion's first input is x itself
     curves = {}
     for i, kind in enumerate(("insertion", "deletion")):
-        scores = probs[i * n:(i + 1) * n, target].double().numpy()
+        scores = task.score(outputs[i * n:(i + 1) * n], target).double().numpy()
         removal = Removal.of(kept[i * n:(i + 1) * n], i * n, baseline=baseline, grid=grid,
                              blur_sigma=blur_sigma, seed=seed)
         curves[kind] = Curve(kind=kind, mode=mode, fractions=fractions.copy(), scores=scores,
-                             auc=auc(fractions, scores), target=int(target), removal=removal,
+                             auc=auc(fractions, scores), target=_class_index(target), removal=removal,
                              inputs=inputs[i * n:(i + 1) * n].clone() if keep_inputs else None)
     return curves

@@ -252,7 +252,7 @@ def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
     loop = _Loop(net=net, model=model, opt=opt, loader=loader, settings=s, dist=d, task=get_task(s.task),
                  aug=None, total=s.epochs * len(loader), warmup=int(s.warmup_epochs * len(loader)),
                  ramp_steps=int(s.penalty_ramp_epochs * len(loader)))
-    start_epoch, best_acc, best_state = 0, -1.0, None
+    start_epoch, best_acc, best_state = 0, float("-inf"), None   # regression R2 may lie below -1
     if s.resume is not None:
         meta = load_state(Path(s.resume), model, opt)
         start_epoch, best_acc, loop.step = meta["epoch"], meta["best_acc"], meta["step"]

@@ -1,0 +1,106 @@
+"""Regression through the core: training on a tiny lensing set, checkpoints, statistics, curves."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import sop
+
+pytest.importorskip("pyccl")
+
+from sop.data import lensing as L  # noqa: E402
+
+TINY = L.LensingSettings(cosmologies=(4, 2, 2), maps_per_cosmology=2, size=32)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A regression SOP model and its twin, trained for two steps a stage on tiny lensing maps."""
+    from sop.data import registry
+    from sop.presets import PRESETS
+    from sop.train import train_pair
+    tmp = tmp_path_factory.mktemp("lensing")
+    saved = dict(registry._DATASETS)
+    registry.register_dataset("lensing_tiny", label="Tiny lensing", task="regression")(
+        lambda split, *, img_size=None, seed=0: L.load_lensing_split(split, seed=seed, settings=TINY,
+                                                                     name="lensing_tiny", cache_dir=tmp / "cache"))
+    preset = dict(PRESETS["lensing"], dataset="lensing_tiny", adapter_kwargs=dict(grid=(4, 4), context=1),
+                  backbone_epochs=1, sop_epochs=1, batch_size=4)
+    try:
+        metrics = train_pair(preset, tmp / "tiny", command="test", max_steps=2)
+        yield metrics, tmp / "tiny_sop.safetensors", tmp / "tiny_backbone.safetensors"
+    finally:
+        registry._DATASETS.clear()
+        registry._DATASETS.update(saved)
+
+
+def test_training_records_the_targets_and_regression_statistics(trained):
+    metrics, sop_path, twin_path = trained
+    cfg = sop.read_config(sop_path)
+    train = L.load_lensing_split("train", settings=TINY, cache_dir=sop_path.parent / "cache")
+    y = train.dataset.tensors[1].double()
+    assert cfg.task == "regression" and cfg.num_classes == 2
+    assert cfg.target_names == ["Omega_m", "sigma_8"]
+    assert cfg.target_mean == pytest.approx(y.mean(0).tolist()) and cfg.target_std == pytest.approx(
+        y.std(0, unbiased=False).tolist())
+    assert sop.read_config(twin_path).target_mean == cfg.target_mean
+    test = metrics["test"]
+    assert set(test["r2"]) == set(test["rmse"]) == {"Omega_m", "sigma_8"}
+    assert {"backbone_r2", "backbone_rmse", "fidelity_r2", "groups_used", "selected_fraction"} <= set(test)
+    assert set(metrics["backbone_test_r2"]) == {"Omega_m", "sigma_8"}
+    assert "val_r2" in metrics["history"][0] and "train_mse" in metrics["history"][0]
+
+
+def test_predictions_come_back_in_physical_units_and_round_trip(trained, tmp_path):
+    from sop.regression import r2_rmse, standardise, to_physical
+    _, sop_path, _ = trained
+    model = sop.load(sop_path)
+    x = torch.randn(3, 1, 32, 32)
+    out = model(x)
+    # the prediction is the score-weighted sum of what each group alone predicts (standardised)
+    assert torch.allclose(out.logits, torch.einsum("bg,bgk->bk", out.group_scores, out.group_logits), atol=1e-6)
+    phys = to_physical(out.logits, model.config)
+    assert torch.allclose(standardise(phys, model.config), out.logits, atol=1e-5)
+    again = sop.load(sop.save(model, tmp_path / "again.safetensors"))
+    assert torch.equal(again(x).logits, out.logits)
+    r2, rmse = r2_rmse(np.array([[1.0], [2.0], [3.0]]), np.array([[1.0], [2.0], [4.0]]))
+    assert r2[0] == pytest.approx(1 - 1 / (14 / 3)) and rmse[0] == pytest.approx(np.sqrt(1 / 3))
+
+
+def test_regression_curves_score_the_distance_to_the_full_input_prediction(trained):
+    from sop.explainers import explain
+    from sop.faithfulness import insertion_deletion
+    _, sop_path, twin_path = trained
+    model = sop.load(sop_path)
+    x = torch.randn(1, 1, 32, 32)
+    e = explain(model, x, "sop")
+    for mode in ("pixel", "grouped"):
+        curves = insertion_deletion(model, x, e, mode=mode, steps=4)
+        ins, dele = curves["insertion"], curves["deletion"]
+        assert dele.scores[0] == pytest.approx(0, abs=1e-6) and ins.scores[-1] == pytest.approx(0, abs=1e-6)
+        assert np.all(ins.scores <= 1e-6) and ins.auc <= 0 and ins.target == -1
+    twin = sop.load(twin_path)
+    curves = insertion_deletion(twin, x, explain(twin, x, "occlusion"), steps=4)
+    assert curves["deletion"].scores[0] == pytest.approx(0, abs=1e-6)
+
+
+def test_evaluate_reports_r2_rmse_fidelity_and_sop_curves(trained):
+    from sop.evaluation import EvalSettings, evaluate_checkpoint
+    from sop.data import registry
+    _, sop_path, _ = trained
+    registry.register_dataset("lensing_tiny", label="Tiny lensing", task="regression")(
+        lambda split, *, img_size=None, seed=0: L.load_lensing_split(split, seed=seed, settings=TINY,
+                                                                     name="lensing_tiny",
+                                                                     cache_dir=sop_path.parent / "cache"))
+    report = evaluate_checkpoint(sop_path, settings=EvalSettings(methods=["sop"], samples=2, steps=4))
+    stats = report["model"]
+    assert set(stats["r2"]) == {"Omega_m", "sigma_8"} and "backbone_rmse" in stats and "fidelity_r2" in stats
+    assert report["rows"][0]["method"] == "sop" and report["rows"][0]["insertion"] <= 0
+    assert isinstance(report["per_input"][0]["label"], list)
+    json.dumps(report, default=float)
+
+
+def test_classification_checkpoints_keep_loading_without_the_regression_fields(embedded):
+    cfg = sop.read_config(embedded["digits"].sop_path)
+    assert cfg.task == "classification" and cfg.target_names == [] and cfg.target_mean == []

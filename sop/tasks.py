@@ -145,7 +145,8 @@ def _per_input(target, outputs: torch.Tensor) -> torch.Tensor:
     return t.expand(outputs.shape[0]).reshape(-1, 1)
 
 
-@register_task("classification", label="Classification", capabilities=("accuracy", "class_scores"))
+# "explorer": the app's pages can show its models (regression's pages are issue 13's next step).
+@register_task("classification", label="Classification", capabilities=("accuracy", "class_scores", "explorer"))
 class ClassificationTask(Task):
     """K classes: an output is K class logits; the prediction is the arg-max class."""
     output = "class logits (B, K)"

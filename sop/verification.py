@@ -26,6 +26,17 @@ from .errors import CheckpointError
 log = logging.getLogger(__name__)
 
 COMPARED = ("accuracy", "fidelity", "groups_used", "patches_per_group")
+# Regression: per-parameter R2 and RMSE (SOP and twin, physical units), the fidelity R2 and the sparsity.
+REGRESSION_COMPARED = ("r2", "rmse", "backbone_r2", "backbone_rmse", "fidelity", "groups_used", "patches_per_group")
+
+
+def _flat(stats: dict, keys) -> dict[str, float | None]:
+    """{key: value}, a per-parameter dict spread out as "key name" (e.g. "r2 Omega_m")."""
+    out: dict[str, float | None] = {}
+    for k in keys:
+        v = stats.get(k)
+        out.update({f"{k} {n}": x for n, x in v.items()} if isinstance(v, dict) else {k: v})
+    return out
 
 
 @dataclass
@@ -67,6 +78,8 @@ def _fmt(v) -> str:
 def recorded_metrics(cfg) -> dict[str, float | None]:
     m = cfg.training.get("metrics", {})
     test = m.get("test", {})
+    if cfg.task != "classification":
+        return _flat(test, REGRESSION_COMPARED)
     out = {k: test.get(k) for k in COMPARED}
     out["backbone_accuracy"] = m.get("backbone_test_accuracy")
     return out
@@ -83,6 +96,8 @@ def recompute_metrics(sop_path: Path, backbone_path: Path | None = None) -> dict
     split = load_split(cfg.dataset, "test", img_size=cfg.img_size, seed=int(cfg.training.get("seed", 0)))
     log.debug("recomputing the test metrics of %s on %d inputs", Path(sop_path).name, len(split.dataset))
     stats = sop_statistics(model, split, backbone)
+    if cfg.task != "classification":
+        return _flat(stats, REGRESSION_COMPARED)
     out = {k: stats.get(k) for k in COMPARED}
     out["backbone_accuracy"] = evaluate_accuracy(backbone, split) if backbone is not None else None
     return out
@@ -92,7 +107,7 @@ def quick(sop_path, backbone_path=None) -> Verdict:
     from .checkpoint import read_config
     rec = recorded_metrics(read_config(sop_path))
     new = recompute_metrics(Path(sop_path), backbone_path)
-    return Verdict(str(sop_path), {k: (rec[k], new[k]) for k in rec})
+    return Verdict(str(sop_path), {k: (rec[k], new.get(k)) for k in rec})
 
 
 def compare_weights(a: Path, b: Path) -> tuple[bool, float]:

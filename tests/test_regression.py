@@ -104,3 +104,17 @@ def test_evaluate_reports_r2_rmse_fidelity_and_sop_curves(trained):
 def test_classification_checkpoints_keep_loading_without_the_regression_fields(embedded):
     cfg = sop.read_config(embedded["digits"].sop_path)
     assert cfg.task == "classification" and cfg.target_names == [] and cfg.target_mean == []
+
+
+def test_the_explorer_keeps_regression_models_out_of_its_picker_with_a_note():
+    """Until the regression pages exist (issue 13, item 5), the picker lists classifiers only, says
+    which embedded models it holds back, and a regression checkpoint opened by path gets a clear error."""
+    from explorer.models import embedded_table, held_back, load_spec, spec_for_file
+    embedded = {m.name: m for m in sop.embedded_models()}
+    if "lensing" not in embedded:
+        pytest.skip("no embedded lensing model")
+    assert "lensing" not in {r["name"] for r in embedded_table()}
+    assert {"digits", "parts"} <= {r["name"] for r in embedded_table()}
+    assert [(r["name"], r["task"]) for r in held_back()] == [("lensing", "regression")]
+    with pytest.raises(sop.CheckpointError, match="regression model.*sop evaluate"):
+        load_spec(spec_for_file(str(embedded["lensing"].sop_path)))

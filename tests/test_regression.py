@@ -118,3 +118,36 @@ def test_the_explorer_keeps_regression_models_out_of_its_picker_with_a_note():
     assert [(r["name"], r["task"]) for r in held_back()] == [("lensing", "regression")]
     with pytest.raises(sop.CheckpointError, match="regression model.*sop evaluate"):
         load_spec(spec_for_file(str(embedded["lensing"].sop_path)))
+
+
+def test_the_lensing_study_measures_shares_and_pulls():
+    from sop.lensing_study import format_study, map_record, summarise
+    kappa = np.zeros((10, 10))
+    kappa[0, :] = -1.0                        # a void row (below -1 sigma)
+    kappa[9, 0] = 8.0                         # one peak (above +2 sigma)
+    masks = np.zeros((2, 10, 10), bool)
+    masks[0, 0, :5] = True                    # group 0: five void pixels
+    masks[1, 9, :2] = True                    # group 1: the peak and one plain pixel
+    rec = map_record(kappa, masks, np.array([0.75, 0.25]), np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0.5, 0.5]))
+    assert rec.sky == pytest.approx([0.10, 0.01, 0.89])
+    # score-weighted: (0.75 * [5, 0, 0] + 0.25 * [0, 1, 1]) / (0.75 * 5 + 0.25 * 2)
+    assert rec.inside == pytest.approx(np.array([3.75, 0.25, 0.25]) / 4.25)
+    assert rec.pulls["void"] == pytest.approx([0.5, -0.5]) and rec.pulls["cluster"] == pytest.approx([-0.5, 0.5])
+    assert rec.weight == {"void": 0.75, "cluster": 0.25}
+    report = summarise([rec, rec], ["Omega_m", "sigma_8"])
+    assert report["shares"]["cluster"]["enrichment"] == pytest.approx((0.25 / 4.25) / 0.01)
+    assert "| void-dominated | 2 |" in format_study(report)
+
+
+def test_the_lensing_study_command_writes_its_table_and_plots(trained, tmp_path, capsys):
+    from sop.cli import main
+    from sop.data import registry
+    _, sop_path, _ = trained
+    registry.register_dataset("lensing_tiny", label="Tiny lensing", task="regression")(
+        lambda split, *, img_size=None, seed=0: L.load_lensing_split(split, seed=seed, settings=TINY,
+                                                                     name="lensing_tiny",
+                                                                     cache_dir=sop_path.parent / "cache"))
+    assert main(["lensing-study", "--model", str(sop_path), "--out", str(tmp_path)]) == 0
+    assert "share of sky" in capsys.readouterr().out
+    assert {p.name for p in tmp_path.iterdir()} == {"study.json", "study.png", "study.pdf"}
+    assert json.loads((tmp_path / "study.json").read_text())["maps"] == 4

@@ -151,3 +151,13 @@ def test_the_lensing_study_command_writes_its_table_and_plots(trained, tmp_path,
     assert "share of sky" in capsys.readouterr().out
     assert {p.name for p in tmp_path.iterdir()} == {"study.json", "study.png", "study.pdf"}
     assert json.loads((tmp_path / "study.json").read_text())["maps"] == 4
+
+
+def test_the_embedded_lensing_model_gives_exactly_its_recorded_test_metrics():
+    from sop.verification import quick
+    embedded = {m.name: m for m in sop.embedded_models()}
+    if "lensing" not in embedded:
+        pytest.skip("no embedded lensing model")
+    v = quick(embedded["lensing"].sop_path)       # generates (or reads the cached) lensing test maps
+    assert v.metrics_identical, v.format()
+    assert {"r2 Omega_m", "r2 sigma_8", "backbone_r2 Omega_m", "fidelity", "groups_used"} <= set(v.metrics)

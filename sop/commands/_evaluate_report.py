@@ -55,8 +55,9 @@ def format_summary(report: dict) -> str:
     parts.append(f"N = {report['samples']} test inputs"
                  + (f" ({report['iou_samples']} with a ground-truth mask, for localisation and IoU)"
                     if "iou" in report["rows"][0] else "")
-                 + f", {s['steps']} steps, removal baseline {s['baseline']!r}, baselines explain the "
-                 + ("backbone twin" if s["baselines_on"] == "backbone" else "SOP model"))
+                 + f", {s['steps']} steps, removal baseline {s['baseline']!r}, "
+                 + ("no post-hoc baselines (they explain class probabilities)" if "accuracy" not in m else
+                    "baselines explain the " + ("backbone twin" if s["baselines_on"] == "backbone" else "SOP model")))
     return "; ".join(parts) + "."
 
 

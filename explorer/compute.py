@@ -263,7 +263,7 @@ def get_curves(lm: LoadedModel, x: torch.Tensor, exp: Explanation, *, mode: str 
     if fwd is not None and baseline != "noisy_linear":  # the untouched input: the page's SOP forward pass
         from sop.explainers import model_grid
         every = torch.ones(x.shape[-2:], dtype=torch.bool)
-        memo.setdefault(memo_key(every, baseline, None, model_grid(model)), torch.from_numpy(fwd.probs).float())
+        memo.setdefault(memo_key(every, baseline, None, model_grid(model)), torch.from_numpy(fwd.logits).float())
     kwargs = dict(mode=mode, steps=int(steps), baseline=baseline, progress=progress,
                   batch_size=curve_batch_size(model), memo=memo)
     if mode == "grouped" and exp.groups is None and group_sizes:

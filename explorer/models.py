@@ -117,17 +117,37 @@ def compute_lock() -> threading.Lock:
 
 
 @st.cache_data(show_spinner=False, ttl=30)
-def embedded_table() -> list[dict]:
-    """The embedded models with dataset, accuracy and number of groups (for the picker)."""
+def all_embedded() -> list[dict]:
+    """Every embedded model with dataset, task, accuracy and number of groups."""
     rows = []
     for m in sop.embedded_models():
         try:
             d = m.describe()
         except sop.SOPError as err:
-            d = dict(name=m.name, dataset=None, groups=None, classes=None, accuracy=None, error=str(err))
+            d = dict(name=m.name, dataset=None, task=None, groups=None, classes=None, accuracy=None, error=str(err))
         d.update(sop_path=str(m.sop_path), backbone_path=str(m.backbone_path))
         rows.append(d)
     return rows
+
+
+def shown_task(task: str | None) -> bool:
+    """Whether the app's pages can show models of `task` (the task's "explorer" capability)."""
+    if task is None:
+        return True
+    try:
+        return "explorer" in sop.get_task(task).capabilities
+    except sop.SOPError:
+        return False
+
+
+def embedded_table() -> list[dict]:
+    """The embedded models the pages can show (for the picker)."""
+    return [r for r in all_embedded() if shown_task(r.get("task"))]
+
+
+def held_back() -> list[dict]:
+    """Embedded models of a task the pages cannot show yet (e.g. the lensing regression model)."""
+    return [r for r in all_embedded() if not shown_task(r.get("task"))]
 
 
 def embedded_label(row: dict) -> str:
@@ -185,6 +205,10 @@ def load_spec(spec: ModelSpec) -> LoadedModel:
         raise sop.CheckpointError(
             f"{Path(spec.sop_path).name} is a plain backbone checkpoint (kind 'backbone'), not an SOP model; "
             "choose the matching *_sop.safetensors file")
+    if not shown_task(model.config.task):
+        raise sop.CheckpointError(
+            f"{Path(spec.sop_path).name} is a {model.config.task} model; the explorer's pages show classifiers "
+            f"only for now. Use `python -m sop evaluate --model {spec.sop_path}` for its R2, RMSE, groups and curves")
     if spec.timm_name is not None and model.config.backbone != spec.timm_name:
         raise sop.CheckpointError(
             f"{Path(spec.sop_path).name} was trained on the timm model {model.config.backbone!r}, "

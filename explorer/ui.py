@@ -14,8 +14,8 @@ from sop.visualize import group_colour, overlay_mask, upscale
 from . import urlstate
 from .compute import MODES, POST_HOC, Forward
 from .inputs import ModelInput, input_picker
-from .models import SOURCES, LoadedModel, ModelSpec, embedded_label, embedded_table, load_spec, spec_for_embedded, \
-    spec_for_file
+from .models import SOURCES, LoadedModel, ModelSpec, embedded_label, embedded_table, held_back, load_spec, \
+    spec_for_embedded, spec_for_file
 
 GROUP_HELP = ("A **group** is a set of image patches that SOP picked for this input. The backbone looks at each "
               "group alone (everything else hidden) and says what it sees.")
@@ -144,6 +144,10 @@ def _embedded_spec() -> ModelSpec | None:
     name = st.selectbox("Embedded model", names, key="model_embedded", persist_state="session",
                         format_func=lambda n: labels.get(n, n),
                         help="Small models trained here: dataset, test accuracy, number of groups.")
+    held = held_back()
+    if held:
+        st.caption("Not shown yet: " + ", ".join(f"{r['name']} ({r['task']})" for r in held)
+                   + " — the pages show classifiers only for now; `python -m sop evaluate` reports on it.")
     return spec_for_embedded(name)
 
 

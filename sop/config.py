@@ -37,6 +37,11 @@ class SOPConfig:
     dataset: str | None = None
     kind: str = "sop"                    # "sop" or "backbone" (the plain twin)
     task: str = "classification"         # a name in sop.tasks (older checkpoints: classification)
+    # Regression only (sop.regression): the parameters, in output order, and the training split's
+    # mean and std of each; the model outputs (y - mean) / std, `sop.regression.to_physical` undoes it.
+    target_names: list[str] = field(default_factory=list)
+    target_mean: list[float] = field(default_factory=list)
+    target_std: list[float] = field(default_factory=list)
     training: dict[str, Any] = field(default_factory=dict)  # command, seed, metrics...
     format_version: int = FORMAT_VERSION
 

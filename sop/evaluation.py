@@ -55,6 +55,7 @@ from .localisation import METRICS as LOCALISATION_METRICS
 from .localisation import ground_truth_masks, localisation_scores
 from .methods import list_methods
 from .model import SOPModel
+from .tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +76,33 @@ class EvalSettings:
     method_settings: dict[str, dict] = field(default_factory=dict)  # explain() overrides per method
 
 
-@torch.no_grad()
 def sop_statistics(model: SOPModel, split: Split, backbone: nn.Module | None = None, batch_size: int = 128) -> dict:
-    """Every model statistic over the whole split, in one pass.
+    """Every model statistic over the whole split, in one pass: the model's task's
+    (`Task.statistics`): `classification_statistics`, or `sop.regression.regression_statistics`."""
+    return get_task(model.config.task).statistics(model, split, backbone, batch_size)
+
+
+def sparsity_sums(out) -> tuple[float, float, float, float]:
+    """One batch's (groups used, patches in used groups, pixels in used groups, covered share) sums."""
+    selected = out.selected                                           # (B, G); per class: any class
+    inside = out.pixel_masks > 0                                      # (B, G, H, W)
+    used = float(selected.sum())
+    patches = float(((out.group_masks > 0).sum(-1).float() * selected).sum())
+    pixels = float((inside.flatten(2).sum(-1) * selected).sum())
+    covered = float((inside & selected[..., None, None]).any(1).flatten(1).float().mean(1).sum())
+    return used, patches, pixels, covered
+
+
+@torch.no_grad()
+def classification_statistics(model: SOPModel, split: Split, backbone: nn.Module | None = None,
+                              batch_size: int = 128) -> dict:
+    """Every classification statistic over the whole split, in one pass.
 
     accuracy; groups used per input (score > 0; per-class selection: groups any class
     uses); patches per used group (patch mask > 0) and pixels per used group; the share of
     the image the used groups cover; with a `backbone`, its accuracy and the fidelity
     (share of inputs where SOP predicts the backbone's class).  Training records a
-    subset (`sop.train.RECORDED_STATISTICS`), the report another (`REPORT_STATISTICS`).
+    subset (`Task.recorded`), the report another (`REPORT_STATISTICS`).
     """
     model.eval()
     n = correct = bb_correct = agree = 0
@@ -96,12 +115,8 @@ def sop_statistics(model: SOPModel, split: Split, backbone: nn.Module | None = N
             bb_pred = logits_of(backbone, x).argmax(-1)
             bb_correct += int((bb_pred == y).sum())
             agree += int((bb_pred == pred).sum())
-        selected = out.selected                                           # (B, G); per class: any class
-        inside = out.pixel_masks > 0                                      # (B, G, H, W)
-        used += float(selected.sum())
-        patches += float(((out.group_masks > 0).sum(-1).float() * selected).sum())
-        pixels += float((inside.flatten(2).sum(-1) * selected).sum())
-        covered += float((inside & selected[..., None, None]).any(1).flatten(1).float().mean(1).sum())
+        u, p, px, c = sparsity_sums(out)
+        used, patches, pixels, covered = used + u, patches + p, pixels + px, covered + c
         n += len(y)
     stats = dict(samples=n, accuracy=correct / n, groups_used=used / n, num_groups=model.num_groups,
                  patches_per_group=patches / max(used, 1), num_patches=model.adapter.num_patches,
@@ -115,12 +130,24 @@ def sop_statistics(model: SOPModel, split: Split, backbone: nn.Module | None = N
 # The statistics the report's "model" section holds, in this order.
 REPORT_STATISTICS = ("samples", "accuracy", "groups_used", "num_groups", "pixels_per_group", "image_pixels",
                      "selected_fraction", "grid", "backbone_accuracy", "fidelity")
+# Regression (sop.regression): R2 and RMSE per parameter in physical units, for SOP and the twin;
+# fidelity = mean over parameters of the R2 of SOP's predictions against the twin's.
+REGRESSION_REPORT_STATISTICS = ("samples", "r2", "rmse", "r2_mean", "backbone_r2", "backbone_rmse",
+                                "backbone_r2_mean", "fidelity_r2", "groups_used", "num_groups", "pixels_per_group",
+                                "image_pixels", "selected_fraction", "grid", "fidelity")
 
 
 def model_statistics(model: SOPModel, backbone: nn.Module | None, split: Split, batch_size: int = 128) -> dict:
     """Accuracy, backbone accuracy, fidelity and sparsity over the whole split (the report's subset)."""
     stats = sop_statistics(model, split, backbone, batch_size)
-    return {k: stats[k] for k in REPORT_STATISTICS if k in stats}
+    keys = REPORT_STATISTICS if "accuracy" in stats else REGRESSION_REPORT_STATISTICS
+    return {k: stats[k] for k in keys if k in stats}
+
+
+def _label(label):
+    """A class index as an int; regression targets (physical units) as a list."""
+    t = torch.as_tensor(label)
+    return int(t) if t.numel() == 1 and not t.is_floating_point() else t.reshape(-1).tolist()
 
 
 def sample_indices(total: int, n: int, seed: int = 0) -> list[int]:
@@ -258,11 +285,11 @@ def evaluate(model: SOPModel, backbone: nn.Module | None, split: Split, settings
             gt = torch.from_numpy(decisive[i])
             positives += 1
         for rec in score_input(model, explained, x.unsqueeze(0), methods, s, gt=gt, progress=progress):
-            records.append(dict(index=int(i), label=int(label), **rec))
+            records.append(dict(index=int(i), label=_label(label), **rec))
     log.debug("model statistics over the %d inputs of the split", len(split.dataset))
     stats = model_statistics(model, backbone, split)
-    accuracy = {"sop": stats["accuracy"],
-                "other": stats.get("backbone_accuracy") if explained is backbone else stats["accuracy"]}
+    accuracy = {"sop": stats.get("accuracy"),   # None for regression: its report has R2 and RMSE instead
+                "other": stats.get("backbone_accuracy") if explained is backbone else stats.get("accuracy")}
     rows = summary_rows(records, methods, accuracy, baselines_model="sop" if explained is model else "backbone",
                         ground_truth=decisive is not None)
     return dict(dataset=split.info.name, model=stats, rows=rows, per_input=records, samples=len(indices),

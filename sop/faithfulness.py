@@ -2,8 +2,14 @@
 
 Definitions (identical for every method; `insertion_deletion` computes both curves):
 
-* **Score**: softmax probability of the *target*, by default the class the evaluated
-  model predicts on the untouched input.
+* **Score**: the evaluated model's task scores each output against the *target*
+  (`Task.score`).  Classification: softmax probability of the target class, by default
+  the class the model predicts on the untouched input.  Regression: minus the root-mean-
+  square distance, over the parameters and in standardised units, between the prediction
+  and the target, by default the prediction on the untouched input (0 = the full-input
+  prediction, -1 = one training-set standard deviation away); insertion then rises to 0 and
+  deletion falls from 0, and the AUC is <= 0 (higher is still better for insertion, lower
+  for deletion).
 * **Insertion**: start from the fully removed image (every pixel = the removal
   baseline) and put pixels of x back, most important first.  **Deletion**: start from
   x and remove pixels, most important first.  Good explanations have high insertion
@@ -44,7 +50,7 @@ Definitions (identical for every method; `insertion_deletion` computes both curv
   insertion curve ends where deletion starts (x) and starts where deletion ends (nothing
   kept), so a call costs 2 * S forward samples (2 * (S + 1) with ROAD, whose noise differs
   per row).  A ``memo`` dict, kept by the caller for one model and input, remembers every
-  evaluated input's probabilities by its kept-pixel mask, so a curve refined after a coarse
+  evaluated input's raw outputs by its kept-pixel mask, so a curve refined after a coarse
   one (or the other curve kind) runs only the inputs it has not seen.
 """
 from __future__ import annotations
@@ -60,6 +66,7 @@ from torch import nn
 
 from .errors import InputError
 from .explainers import Explanation, eval_mode, logits_of, model_grid, patch_ids
+from .tasks import get_task
 
 BASELINES = ("zero", "blur", "noisy_linear")
 DEFAULT_BASELINE = "zero"
@@ -105,7 +112,7 @@ class Curve:
     scores: np.ndarray        # (S+1,) probability of the target class
     auc: float                # trapezoid rule over fractions, in [0, 1]
     inputs: torch.Tensor | None = None   # (S+1, C, H, W) perturbed inputs, when keep_inputs=True
-    target: int = -1          # the class whose probability `scores` holds
+    target: int = -1          # the class whose probability `scores` holds (-1: a regression target)
     removal: Removal | None = None       # rebuilds any step's input: `input_at(x, step)`
 
     def input_at(self, x: torch.Tensor, step: int) -> torch.Tensor:
@@ -341,12 +348,29 @@ def target_probabilities(model: nn.Module, inputs: torch.Tensor, batch_size: int
     return torch.cat(out)
 
 
-def _curve_probabilities(model: nn.Module, x: torch.Tensor, kept: torch.Tensor, settings: dict, batch_size: int,
-                         progress, memo: dict | None) -> torch.Tensor:
-    """(R, K) probabilities of the R perturbed inputs `kept` (R, H, W) describes, each distinct
-    input evaluated once (and not at all when `memo` has it)."""
+@torch.inference_mode()
+def model_outputs(model: nn.Module, inputs: torch.Tensor, batch_size: int = 64,
+                  progress: Callable[[float], None] | None = None) -> torch.Tensor:
+    """Raw outputs (S, K) (logits, or standardised regression estimates), `batch_size` at a time."""
+    out = []
+    for i in range(0, len(inputs), batch_size):
+        out.append(logits_of(model, inputs[i:i + batch_size]).float())
+        if progress is not None:
+            progress(min(1.0, (i + batch_size) / len(inputs)))
+    return torch.cat(out)
+
+
+def _class_index(target) -> int:
+    t = torch.as_tensor(target)
+    return int(t) if t.numel() == 1 and not t.is_floating_point() else -1
+
+
+def _curve_outputs(model: nn.Module, x: torch.Tensor, kept: torch.Tensor, settings: dict, batch_size: int,
+                   progress, memo: dict | None) -> torch.Tensor:
+    """(R, K) raw outputs (logits, or standardised estimates) of the R perturbed inputs `kept`
+    (R, H, W) describes, each distinct input evaluated once (and not at all when `memo` has it)."""
     if settings["baseline"] == "noisy_linear":  # every row has its own noise: no two rows are equal
-        return target_probabilities(model, perturb(x, kept, **settings), batch_size, progress)
+        return model_outputs(model, perturb(x, kept, **settings), batch_size, progress)
     memo = {} if memo is None else memo
     keys = [memo_key(k, settings["baseline"], settings["blur_sigma"], settings["grid"]) for k in kept]
     first: dict[tuple, int] = {}
@@ -356,8 +380,8 @@ def _curve_probabilities(model: nn.Module, x: torch.Tensor, kept: torch.Tensor, 
     todo = list(first.items())
     if todo:
         rows = torch.tensor([i for _, i in todo])
-        probs = target_probabilities(model, perturb(x, kept[rows], **settings), batch_size, progress)
-        for (key, _), p in zip(todo, probs):
+        outs = model_outputs(model, perturb(x, kept[rows], **settings), batch_size, progress)
+        for (key, _), p in zip(todo, outs):
             memo[key] = p.clone()
     elif progress is not None:
         progress(1.0)
@@ -395,17 +419,17 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, explanation: Explanati
     n = len(sets)
     kept = torch.cat([sets, ~sets])
     settings = dict(baseline=baseline, grid=grid, blur_sigma=blur_sigma, seed=seed)
+    task = get_task(getattr(getattr(model, "config", None), "task", "classification"))
     with eval_mode(model):
-        probs = _curve_probabilities(model, x, kept, settings, batch_size or default_batch_size(model), progress,
-                                     memo)
+        outputs = _curve_outputs(model, x, kept, settings, batch_size or default_batch_size(model), progress, memo)
     inputs = perturb(x, kept, **settings) if keep_inputs else None
     if target is None:
-        target = int(probs[n].argmax())  # deletion's first input is x itself
+        target = task.default_target(outputs[n])  # deletion's first input is x itself
     curves = {}
     for i, kind in enumerate(("insertion", "deletion")):
-        scores = probs[i * n:(i + 1) * n, target].double().numpy()
+        scores = task.score(outputs[i * n:(i + 1) * n], target).double().numpy()
         removal = Removal.of(kept[i * n:(i + 1) * n], i * n, **settings)
         curves[kind] = Curve(kind=kind, mode=mode, fractions=fractions.copy(), scores=scores,
-                             auc=auc(fractions, scores), target=int(target), removal=removal,
+                             auc=auc(fractions, scores), target=_class_index(target), removal=removal,
                              inputs=inputs[i * n:(i + 1) * n].clone() if keep_inputs else None)
     return curves

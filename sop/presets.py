@@ -36,6 +36,23 @@ PRESETS: dict[str, dict] = {
         backbone_epochs=20, sop_epochs=10, batch_size=32, lr=1e-3, backbone_lr=2.5e-4, weight_decay=0.05,
         shift=0,
     ),
+    "lensing": dict(
+        # Regression of (Omega_m, sigma_8) from 66x66 mock convergence maps (sop.data.lensing).  As in the
+        # paper, groups live on 6x6-pixel patches (an 11x11 grid); a small timm ConvNeXt behind the
+        # pixel-masking adapter (masked pixels = kappa 0, the mean); GroupGen's patch encoder sees each
+        # patch's 5x5-patch neighbourhood.  The maps are periodic, so random rolls (shift) are exact
+        # augmentations.  Sized for <= 30 min on 2 shared CPU cores (README: measured).
+        # The authors' GroupGen (hard 0/1 masks over the top half of the patches, with gates): the
+        # learned sparsemax GroupGen gives soft masks (95 % of a used group's patches had weights
+        # strictly between 0 and 1), which scale kappa down inside a group -- and kappa's amplitude
+        # is what sigma_8 sets: that design reached test R2 0.62 / 0.18 (Omega_m / sigma_8) against
+        # the twin's 0.84 / 0.63 (docs/lensing.md).
+        dataset="lensing", backbone="test_convnext", backbone_kwargs={},
+        adapter_kwargs=dict(grid=(11, 11), context=2),
+        num_groups=8, group_heads=2, max_group_frac=0.5, group_gen="patch",
+        backbone_epochs=60, sop_epochs=20, batch_size=32, lr=2e-3, backbone_lr=5e-4, weight_decay=0.05,
+        shift=33, threads=1,
+    ),
 }
 
 

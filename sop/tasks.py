@@ -20,10 +20,22 @@ task) or a plain backbone's output:
 * ``headline(output, names)`` -- one input's output as (text, value), what the app shows;
 * ``describe(output, names)`` -- the same as one line of text.
 
-"classification" is what training, evaluation and the app use today.  "regression"
-(e.g. weak-lensing cosmological parameters) is registered as the documented shape of
-the next task: its loss and score are defined, but it is not ``trainable`` yet, so
-`sop.train` refuses it rather than training it as a classifier.
+and what training and the reports need (small dispatches, so `sop.train`,
+`sop.evaluation` and `sop.faithfulness` name no task):
+
+* ``default_target(output)``   -- what a curve scores by default, from the output on x;
+* ``batch_metric(outputs, targets)`` -- summed over a batch, shown as ``train_<metric>``;
+* ``validation_score(model, split, device)`` -- higher is better, picks the best epoch
+  (recorded as ``<val_metric>``);
+* ``config_fields(train)`` / ``training_split(split, config)`` -- what the checkpoint
+  must remember about the targets, and the targets training sees;
+* ``test_report(model, split, config)`` -- the twin's test figures;
+* ``statistics(model, split, backbone)`` -- the SOP model's test statistics
+  (``recorded``: the ones a checkpoint keeps).
+
+"classification": cross-entropy, accuracy.  "regression" (e.g. weak-lensing Omega_m and
+sigma_8, `sop.regression`): MSE on standardised targets, R^2 and RMSE per parameter in
+physical units; its curve score is minus the distance to the full-input prediction.
 """
 from __future__ import annotations
 
@@ -61,6 +73,38 @@ class Task(ABC):
     @abstractmethod
     def headline(self, output: torch.Tensor, names: Sequence[str]) -> tuple[str, float]:
         ...
+
+    metric: str = "acc"                # training: train_<metric> (a mean over the epoch)
+    val_metric: str = "val_acc"        # training: the validation score's name
+    recorded: tuple[str, ...] = ()     # the test statistics a trained checkpoint records
+
+    @abstractmethod
+    def default_target(self, output: torch.Tensor):
+        """What a curve scores when no target is given, from the output (K,) on the whole input."""
+
+    @abstractmethod
+    def batch_metric(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:
+        """The training metric summed over a batch (divided by the count for the epoch's mean)."""
+
+    @abstractmethod
+    def validation_score(self, model, split, device="cpu") -> float:
+        """Higher is better: what picks the best epoch."""
+
+    @abstractmethod
+    def test_report(self, model, split, config) -> dict:
+        """A plain model's test figures (the backbone twin's), keyed for its checkpoint."""
+
+    @abstractmethod
+    def statistics(self, model, split, backbone=None, batch_size: int = 128) -> dict:
+        """An SOP model's statistics over a split (and its twin's, with `backbone`)."""
+
+    def config_fields(self, train) -> dict:
+        """SOPConfig fields learned from the training split (none for classification)."""
+        return {}
+
+    def training_split(self, split, config):
+        """The split as training sees it (regression: standardised targets)."""
+        return split
 
     def describe(self, output: torch.Tensor, names: Sequence[str]) -> str:
         text, value = self.headline(output, names)
@@ -101,7 +145,8 @@ def _per_input(target, outputs: torch.Tensor) -> torch.Tensor:
     return t.expand(outputs.shape[0]).reshape(-1, 1)
 
 
-@register_task("classification", label="Classification", capabilities=("accuracy", "class_scores"))
+# "explorer": the app's pages can show its models (regression's pages are issue 13's next step).
+@register_task("classification", label="Classification", capabilities=("accuracy", "class_scores", "explorer"))
 class ClassificationTask(Task):
     """K classes: an output is K class logits; the prediction is the arg-max class."""
     output = "class logits (B, K)"
@@ -127,23 +172,48 @@ class ClassificationTask(Task):
         text, p = self.headline(output, names)
         return f"{text} (p = {p:.3f})"
 
+    recorded = ("accuracy", "groups_used", "patches_per_group", "num_patches", "fidelity")
 
-@register_task("regression", label="Regression", trainable=False, capabilities=("parameters",))
+    def default_target(self, output: torch.Tensor) -> int:
+        return int(output.argmax())
+
+    def batch_metric(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:
+        return int((outputs.argmax(-1) == targets).sum())
+
+    def validation_score(self, model, split, device="cpu") -> float:
+        from .train import evaluate_accuracy
+        return evaluate_accuracy(model, split, device=device)
+
+    def test_report(self, model, split, config) -> dict:
+        from .train import evaluate_accuracy
+        return dict(test_accuracy=evaluate_accuracy(model, split))
+
+    def statistics(self, model, split, backbone=None, batch_size: int = 128) -> dict:
+        from .evaluation import classification_statistics
+        return classification_statistics(model, split, backbone, batch_size)
+
+
+@register_task("regression", label="Regression", capabilities=("parameters",))
 class RegressionTask(Task):
     """P real parameters (e.g. weak-lensing Omega_m, sigma_8): an output is P estimates.
 
     SOP's sum of score-weighted group outputs is then a weighted average of what each
-    group alone estimates.  Not trainable yet: the shape of the next task.
+    group alone estimates.  Outputs are in standardised units (`sop.regression`).
     """
-    output = "parameter estimates (B, P)"
+    output = "parameter estimates (B, P), standardised"
+    metric, val_metric = "mse", "val_r2"
+    recorded = ("r2", "rmse", "r2_mean", "backbone_r2", "backbone_rmse", "fidelity_r2", "fidelity", "groups_used",
+                "patches_per_group", "num_patches", "selected_fraction")
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(outputs, targets.to(outputs.dtype))
 
     def score(self, outputs: torch.Tensor, target) -> torch.Tensor:
-        """Negative squared error to the target parameters ((P,) or (B, P)): higher is closer."""
+        """Minus the root-mean-square distance over the P parameters to the target ((P,) or (B, P)),
+        in the outputs' (standardised) units: 0 at the target, -1 one training-set standard
+        deviation away.  The curves' target is the prediction on the whole input."""
         t = torch.as_tensor(target, dtype=outputs.dtype, device=outputs.device)
-        return -((outputs.float() - t.float()) ** 2).sum(-1)
+        return -((outputs.float() - t.float()) ** 2).mean(-1).sqrt()
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         return outputs
@@ -156,3 +226,29 @@ class RegressionTask(Task):
 
     def describe(self, output: torch.Tensor, names: Sequence[str]) -> str:
         return self.headline(output, names)[0]
+
+    def default_target(self, output: torch.Tensor) -> torch.Tensor:
+        return output.detach().float().reshape(-1)
+
+    def batch_metric(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:
+        return float(((outputs.detach().float() - targets.float()) ** 2).mean(-1).sum())
+
+    def validation_score(self, model, split, device="cpu") -> float:
+        from .regression import validation_r2
+        return validation_r2(model, split, device)
+
+    def test_report(self, model, split, config) -> dict:
+        from .regression import regression_report
+        return regression_report(model, split, config, prefix="test_")
+
+    def statistics(self, model, split, backbone=None, batch_size: int = 128) -> dict:
+        from .regression import regression_statistics
+        return regression_statistics(model, split, backbone, batch_size)
+
+    def config_fields(self, train) -> dict:
+        from .regression import target_fields
+        return target_fields(train)
+
+    def training_split(self, split, config):
+        from .regression import standardised_split
+        return standardised_split(split, config)

@@ -1,4 +1,5 @@
-"""End-to-end training with cross-entropy and no group labels.
+"""End-to-end training with the task's loss (cross-entropy, or MSE on standardised
+regression targets) and no group labels.
 
 Two stages, each a plain supervised loop:
   1. the backbone alone (or load one), saved as the plain "twin" checkpoint;
@@ -203,14 +204,15 @@ def _loader(train: Split, s: StageSettings, d: DistInfo) -> tuple[DistributedSam
 
 
 def _train_epoch(loop: _Loop, epoch: int, name: str) -> tuple[float, float]:
-    """One pass over the training split: (mean loss, training accuracy)."""
+    """One pass over the training split: (mean loss, mean training metric: accuracy, or regression MSE)."""
     s, d = loop.settings, loop.dist
     loop.net.train()
     # Redraw at most every 2 s when stderr is a log file, so logs stay readable.
     bar = tqdm(loop.loader, desc=f"{name} {epoch + 1}/{s.epochs}", disable=not d.main, file=sys.stderr,
                leave=False, dynamic_ncols=True, mininterval=0.1 if sys.stderr.isatty() else 2.0)
-    seen = correct = 0
-    loss_sum = 0.0
+    seen = 0
+    loss_sum = metric_sum = 0.0
+    metric = loop.task.metric
     for x, y in bar:
         schedule(loop.opt, loop.step, loop.total, loop.warmup)
         x, y = random_shift(x, s.shift, loop.aug).to(d.device), y.to(d.device)
@@ -225,17 +227,18 @@ def _train_epoch(loop: _Loop, epoch: int, name: str) -> tuple[float, float]:
         loop.opt.step()
         loop.step += 1
         seen += len(y)
-        correct += int((logits.argmax(-1) == y).sum())
+        metric_sum += loop.task.batch_metric(logits, y)
         loss_sum += loss.item() * len(y)
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        bar.set_postfix({"loss": f"{loss_sum / seen:.3f}", metric: f"{metric_sum / seen:.3f}"})
         if loop.done:
             break
-    return loss_sum / max(seen, 1), correct / max(seen, 1)
+    return loss_sum / max(seen, 1), metric_sum / max(seen, 1)
 
 
 def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
         dist_info: DistInfo | None = None) -> dict:
-    """Train `model` in place; keep the weights with the best validation accuracy."""
+    """Train `model` in place; keep the weights with the best validation score (accuracy; regression:
+    mean R2 over the parameters, on standardised targets)."""
     d = dist_info or DistInfo()
     seed_everything(s.seed)
     model.to(d.device)
@@ -249,7 +252,7 @@ def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
     loop = _Loop(net=net, model=model, opt=opt, loader=loader, settings=s, dist=d, task=get_task(s.task),
                  aug=None, total=s.epochs * len(loader), warmup=int(s.warmup_epochs * len(loader)),
                  ramp_steps=int(s.penalty_ramp_epochs * len(loader)))
-    start_epoch, best_acc, best_state = 0, -1.0, None
+    start_epoch, best_acc, best_state = 0, float("-inf"), None   # regression R2 may lie below -1
     if s.resume is not None:
         meta = load_state(Path(s.resume), model, opt)
         start_epoch, best_acc, loop.step = meta["epoch"], meta["best_acc"], meta["step"]
@@ -260,13 +263,15 @@ def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
         if sampler is not None:
             sampler.set_epoch(epoch)
         t0 = time.perf_counter()
-        loss, train_acc = _train_epoch(loop, epoch, name)
-        val_acc = evaluate_accuracy(model, val, device=d.device)
-        row = dict(epoch=epoch + 1, loss=loss, train_acc=train_acc, val_acc=val_acc, seconds=time.perf_counter() - t0)
+        loss, train_metric = _train_epoch(loop, epoch, name)
+        val_acc = loop.task.validation_score(model, val, device=d.device)
+        row = {"epoch": epoch + 1, "loss": loss, f"train_{loop.task.metric}": train_metric,
+               loop.task.val_metric: val_acc, "seconds": time.perf_counter() - t0}
         history.append(row)
         if d.main:
-            log.info("%s epoch %d/%d: loss %.4f train acc %.4f val acc %.4f (%.1fs)", name, epoch + 1, s.epochs,
-                     row["loss"], row["train_acc"], val_acc, row["seconds"])
+            log.info("%s epoch %d/%d: loss %.4f train %s %.4f %s %.4f (%.1fs)", name, epoch + 1, s.epochs,
+                     row["loss"], loop.task.metric, train_metric, loop.task.val_metric.replace("_", " "), val_acc,
+                     row["seconds"])
         if val_acc > best_acc:
             best_acc, best_state = val_acc, copy.deepcopy(model.state_dict())
         if s.state_path is not None and d.main:
@@ -276,20 +281,22 @@ def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return dict(best_val_acc=best_acc, history=history)
+    return {f"best_{loop.task.val_metric}": best_acc, "history": history}
 
 
-# The statistics a trained SOP checkpoint records for its test split (`sop verify` recomputes them).
-RECORDED_STATISTICS = ("accuracy", "groups_used", "patches_per_group", "num_patches", "fidelity")
+# The statistics a trained SOP classifier records for its test split (`sop verify` recomputes them);
+# a regression model records `RegressionTask.recorded` (R2 and RMSE per parameter, ...).
+RECORDED_STATISTICS = get_task("classification").recorded
 
 
 def recorded_statistics(model: SOPModel, split: Split, backbone: nn.Module | None = None) -> dict:
-    """Accuracy, fidelity to the plain backbone, groups used and patches per group (`sop_statistics`)."""
+    """The task's recorded statistics (`Task.recorded`): classification: accuracy, fidelity to the
+    plain backbone, groups used and patches per group (`sop_statistics`)."""
     stats = sop_statistics(model, split, backbone)
-    return {k: stats[k] for k in RECORDED_STATISTICS if k in stats}
+    return {k: stats[k] for k in get_task(model.config.task).recorded if k in stats}
 
 
-def build_config(preset: dict, info, kind: str) -> SOPConfig:
+def build_config(preset: dict, info, kind: str, targets: dict | None = None) -> SOPConfig:
     return SOPConfig(backbone=preset["backbone"], num_classes=info.num_classes, img_size=info.img_size,
                      in_chans=info.in_chans, mean=info.mean, std=info.std,
                      backbone_kwargs=dict(preset.get("backbone_kwargs", {})),
@@ -297,7 +304,7 @@ def build_config(preset: dict, info, kind: str) -> SOPConfig:
                      num_groups=preset["num_groups"], group_heads=preset.get("group_heads", 1),
                      max_group_frac=preset.get("max_group_frac", 0.25), class_names=info.class_names,
                      dataset=info.name, kind=kind, task=get_dataset(info.name).task,
-                     **{k: preset[k] for k in DESIGN_KEYS if k in preset})
+                     **(targets or {}), **{k: preset[k] for k in DESIGN_KEYS if k in preset})
 
 
 # The SOP design knobs a preset (or the train CLI) may set on the model config; the
@@ -316,6 +323,8 @@ class _Pair:
     command: str
     common: dict                       # StageSettings fields both stages use
     resume: Path | None = None
+    targets: dict = field(default_factory=dict)   # regression: target names, mean, std (config fields)
+    fitting: dict = field(default_factory=dict)   # the train / val splits as training sees them
 
     def state_path(self, stage: str) -> Path:
         return self.out.parent / ".train-state" / f"{self.out.name}_{stage}.state.safetensors"
@@ -343,18 +352,18 @@ def _backbone_stage(pair: _Pair, backbone_ckpt: Path | None) -> tuple[nn.Module,
         backbone = load_ckpt(backbone_ckpt)
         return backbone, backbone.config.training.get("metrics", {})
     preset, splits, d = pair.preset, pair.splits, pair.dist
-    bb_cfg = build_config(preset, splits["train"].info, "backbone")
+    bb_cfg = build_config(preset, splits["train"].info, "backbone", pair.targets)
     torch.manual_seed(pair.seed)
     backbone = create_backbone(bb_cfg)
     s = StageSettings(epochs=preset["backbone_epochs"], lr=preset["lr"], resume=pair.resume_for("backbone"),
                       state_path=pair.state_path("backbone"), task=bb_cfg.task, **pair.common)
-    bb_report = fit(backbone, splits["train"], splits["val"], s, "backbone", d)
-    bb_report["test_accuracy"] = evaluate_accuracy(backbone, splits["test"], device=d.device)
+    bb_report = fit(backbone, pair.fitting["train"], pair.fitting["val"], s, "backbone", d)
+    bb_report.update(get_task(bb_cfg.task).test_report(backbone.cpu(), splits["test"], bb_cfg))
     bb_cfg.training = dict(command=pair.command, seed=pair.seed, metrics=_public(bb_report), environment=describe())
     if d.main:
         bb_path = Path(f"{pair.out}_backbone.safetensors")
         save(backbone.cpu(), bb_path, bb_cfg)
-        log.info("backbone test accuracy %.4f -> %s", bb_report["test_accuracy"], bb_path)
+        log.info("backbone test %s -> %s", {k: v for k, v in bb_report.items() if k.startswith("test")}, bb_path)
     return backbone, bb_report
 
 
@@ -362,7 +371,7 @@ def _sop_stage(pair: _Pair, backbone: nn.Module, bb_report: dict, started: float
     """Stage 2: SOP on the twin's weights; save it with its recorded metrics."""
     from .reproducibility import describe
     preset, splits, d = pair.preset, pair.splits, pair.dist
-    sop_cfg = build_config(preset, splits["train"].info, "sop")
+    sop_cfg = build_config(preset, splits["train"].info, "sop", pair.targets)
     torch.manual_seed(pair.seed)
     model = create_model(sop_cfg.backbone, config=sop_cfg)
     model.backbone.load_state_dict(backbone.state_dict())
@@ -370,11 +379,12 @@ def _sop_stage(pair: _Pair, backbone: nn.Module, bb_report: dict, started: float
                       area_weight=preset.get("area_weight", 0.0), tv_weight=preset.get("tv_weight", 0.0),
                       penalty_ramp_epochs=preset.get("penalty_ramp_epochs", 0.0), resume=pair.resume_for("sop"),
                       state_path=pair.state_path("sop"), task=sop_cfg.task, **pair.common)
-    report = fit(model, splits["train"], splits["val"], s, "sop", d)
+    report = fit(model, pair.fitting["train"], pair.fitting["val"], s, "sop", d)
     model.cpu()
     backbone.cpu().eval()
     stats = recorded_statistics(model, splits["test"], backbone)
-    metrics = dict(_public(report), test=stats, backbone_test_accuracy=bb_report.get("test_accuracy"),
+    twin = {f"backbone_{k}": v for k, v in bb_report.items() if k.startswith("test_")}   # backbone_test_accuracy
+    metrics = dict(_public(report), test=stats, **twin,
                    train_minutes=round((time.time() - started) / 60, 2), world_size=d.world)
     sop_cfg.training = dict(command=pair.command, seed=pair.seed, metrics=metrics, environment=describe(),
                             sop_stage=dict(epochs=s.epochs, lr=s.lr, backbone_lr=s.backbone_lr,
@@ -404,6 +414,10 @@ def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", bac
                   shift=preset.get("shift", info.train_shift), seed=seed, max_steps=max_steps)
     pair = _Pair(preset=preset, splits=splits, dist=d, out=Path(out), seed=seed, command=command, common=common,
                  resume=resume)
+    task = get_task(get_dataset(preset["dataset"]).task)
+    pair.targets = task.config_fields(splits["train"])
+    target_cfg = SOPConfig(backbone="-", num_classes=info.num_classes, **pair.targets)
+    pair.fitting = {k: task.training_split(splits[k], target_cfg) for k in ("train", "val")}
     backbone, bb_report = _backbone_stage(pair, backbone_ckpt)
     metrics = _sop_stage(pair, backbone, bb_report, started)
     if d.world > 1:

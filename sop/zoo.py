@@ -18,7 +18,7 @@ class EmbeddedModel:
         from .checkpoint import read_config
         cfg = read_config(self.sop_path)
         metrics = cfg.training.get("metrics", {})
-        return dict(name=self.name, dataset=cfg.dataset, groups=cfg.num_groups, classes=len(cfg.class_names),
+        return dict(name=self.name, dataset=cfg.dataset, task=cfg.task, groups=cfg.num_groups, classes=len(cfg.class_names),
                     accuracy=metrics.get("test", {}).get("accuracy"),
                     backbone_accuracy=metrics.get("backbone_test_accuracy"), command=cfg.training.get("command"))
 

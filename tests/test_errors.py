@@ -198,7 +198,7 @@ def test_auto_resolution_fails_clearly_when_no_adapter_supports_the_backbone(mon
 
 def test_dataset_lookups(tmp_path):
     from sop.data import get_dataset, load_split, register_dataset
-    with pytest.raises(ConfigError, match="unknown dataset 'nope'; known: digits, folder:<path>, parts"):
+    with pytest.raises(ConfigError, match="unknown dataset 'nope'; known: digits, folder:<path>, lensing, parts"):
         get_dataset("nope")
     with pytest.raises(ConfigError, match="unknown dataset"):
         load_split("nope", "test")
@@ -222,17 +222,23 @@ def test_dataset_lookups(tmp_path):
 # --------------------------------------------------------------------------- training
 
 def test_training_refuses_a_task_it_cannot_train_yet(monkeypatch):
+    from sop import tasks
     from sop.data import registry
     from sop.presets import PRESETS
     from sop.train import train_pair
     monkeypatch.setattr(registry, "_DATASETS", dict(registry._DATASETS))
+    monkeypatch.setattr(tasks, "_TASKS", dict(tasks._TASKS))
 
-    @registry.register_dataset("lensing", label="Weak lensing", task="regression")
-    def lensing(split, *, img_size=None, seed=0):
+    @tasks.register_task("ranking", label="Ranking", trainable=False)
+    class Ranking(type(tasks.get_task("regression"))):
+        pass
+
+    @registry.register_dataset("ranked", label="Ranked", task="ranking")
+    def ranked(split, *, img_size=None, seed=0):
         raise AssertionError("must not be loaded")
 
-    with pytest.raises(ConfigError, match="regression task, which sop.train does not train yet") as err:
-        train_pair(dict(PRESETS["digits"], dataset="lensing"), "unused")
+    with pytest.raises(ConfigError, match="ranking task, which sop.train does not train yet") as err:
+        train_pair(dict(PRESETS["digits"], dataset="ranked"), "unused")
     assert err.value.field == "task"
 
 

@@ -133,7 +133,7 @@ def test_downloads_reuse_the_cached_curves(monkeypatch):
 
 
 def test_curves_start_from_the_pages_forward_pass():
-    """The untouched input's probabilities come from the page's SOP forward pass (no second pass)."""
+    """The untouched input's outputs come from the page's SOP forward pass (no second pass)."""
     from explorer.models import load_spec, spec_for_embedded
     from sop.explainers import model_grid
     from sop.faithfulness import memo_key
@@ -146,5 +146,5 @@ def test_curves_start_from_the_pages_forward_pass():
     memo = compute.curve_memo(lm.key, key)
     assert len(memo) == 8  # 2 x 4 distinct inputs, of which x came from the forward pass
     full = memo[memo_key(torch.ones(x.shape[-2:], dtype=torch.bool), "zero", None, model_grid(lm.model))]
-    assert torch.equal(full, torch.from_numpy(fwd.probs).float())
+    assert torch.equal(full, torch.from_numpy(fwd.logits).float())
     assert curves["deletion"].scores[0] == pytest.approx(float(fwd.probs[curves["deletion"].target]))

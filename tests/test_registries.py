@@ -68,7 +68,7 @@ def test_a_registered_adapter_takes_part_in_auto_resolution(monkeypatch):
 # --------------------------------------------------------------------------- datasets
 
 def test_dataset_registry_records_modality_task_and_ground_truth():
-    assert sop.list_datasets() == ["digits", "folder", "parts"]
+    assert sop.list_datasets() == ["digits", "folder", "lensing", "parts"]
     parts, digits, folder = (sop.get_dataset(n) for n in ("parts", "digits", "folder"))
     assert parts.ground_truth == "part_masks" and digits.ground_truth is None and folder.ground_truth is None
     assert {s.modality for s in (parts, digits, folder)} == {"image"}
@@ -77,7 +77,8 @@ def test_dataset_registry_records_modality_task_and_ground_truth():
     assert all(s.label and s.description for s in (parts, digits, folder))
     bound = sop.get_dataset("folder:/data/pets")
     assert bound.path == "/data/pets" and bound.full_name == "folder:/data/pets" and parts.full_name == "parts"
-    assert sop.list_datasets(task="regression") == [] and sop.list_datasets(modality="image", task="classification")
+    assert sop.list_datasets(task="regression") == ["lensing"]
+    assert sop.list_datasets(modality="image", task="classification") == ["digits", "folder", "parts"]
 
 
 def test_load_split_goes_through_the_registry():
@@ -139,9 +140,9 @@ def test_a_registered_dataset_with_masks_gets_localisation_ground_truth(monkeypa
 
 def test_task_registry():
     assert sop.list_tasks() == ["classification", "regression"]
-    assert sop.list_tasks(trainable=True) == ["classification"]
+    assert sop.list_tasks(trainable=True) == ["classification", "regression"]
     cls, reg = sop.get_task("classification"), sop.get_task("regression")
-    assert cls.label and reg.label and cls.output and reg.output and cls.trainable and not reg.trainable
+    assert cls.label and reg.label and cls.output and reg.output and cls.trainable and reg.trainable
 
 
 def test_classification_task_matches_what_training_and_the_curves_use():
@@ -177,10 +178,12 @@ def test_the_task_round_trips_through_checkpoints(tmp_path, tiny_vit_sop):
 
 def test_embedded_checkpoints_without_a_task_field_are_classifiers(embedded):
     from safetensors import safe_open
-    for entry in embedded.values():
-        with safe_open(str(entry.sop_path), framework="pt") as f:
+    for name in ("digits", "parts"):              # written before the task field existed
+        with safe_open(str(embedded[name].sop_path), framework="pt") as f:
             assert '"task"' not in f.metadata()["sop_config"]
-        assert sop.read_config(entry.sop_path).task == "classification"
+        assert sop.read_config(embedded[name].sop_path).task == "classification"
+    if "lensing" in embedded:
+        assert sop.read_config(embedded["lensing"].sop_path).task == "regression"
 
 
 # --------------------------------------------------------------------------- statistics and logging

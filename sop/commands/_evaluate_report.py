@@ -26,6 +26,8 @@ def format_table(report: dict) -> str:
             v = row[k]
             if isinstance(v, str):
                 cells.append(v)
+            elif v is None:                    # regression: no accuracy (R2 and RMSE are in the summary)
+                cells.append("–")
             elif k == "seconds":
                 cells.append(f"{v:.4f}" if v < 0.1 else f"{v:.2f}")
             elif k == "accuracy":
@@ -40,7 +42,10 @@ def format_table(report: dict) -> str:
 def format_summary(report: dict) -> str:
     """One paragraph of model statistics above the table."""
     m = report["model"]
-    parts = [f"dataset {report['dataset']}: SOP accuracy {m['accuracy']:.3f}"]
+    if "accuracy" not in m:
+        parts = regression_summary(report["dataset"], m)
+    else:
+        parts = [f"dataset {report['dataset']}: SOP accuracy {m['accuracy']:.3f}"]
     if "backbone_accuracy" in m:
         parts.append(f"backbone accuracy {m['backbone_accuracy']:.3f}, fidelity {m['fidelity']:.3f}")
     parts.append(f"groups used {m['groups_used']:.2f} of {m['num_groups']}, "
@@ -50,9 +55,22 @@ def format_summary(report: dict) -> str:
     parts.append(f"N = {report['samples']} test inputs"
                  + (f" ({report['iou_samples']} with a ground-truth mask, for localisation and IoU)"
                     if "iou" in report["rows"][0] else "")
-                 + f", {s['steps']} steps, removal baseline {s['baseline']!r}, baselines explain the "
-                 + ("backbone twin" if s["baselines_on"] == "backbone" else "SOP model"))
+                 + f", {s['steps']} steps, removal baseline {s['baseline']!r}, "
+                 + ("no post-hoc baselines (they explain class probabilities)" if "accuracy" not in m else
+                    "baselines explain the " + ("backbone twin" if s["baselines_on"] == "backbone" else "SOP model")))
     return "; ".join(parts) + "."
+
+
+def regression_summary(dataset: str, m: dict) -> list[str]:
+    """R2 and RMSE per parameter (physical units) of SOP and its twin, and the fidelity R2."""
+    def per(key: str, fmt: str) -> str:
+        return ", ".join(f"{n} {format(v, fmt)}" for n, v in m[key].items())
+    parts = [f"dataset {dataset}: SOP R2 {per('r2', '.3f')}; RMSE {per('rmse', '.4f')}"]
+    if "backbone_r2" in m:
+        parts.append(f"twin R2 {per('backbone_r2', '.3f')}; RMSE {per('backbone_rmse', '.4f')}; "
+                     f"fidelity (R2 of SOP vs twin) {per('fidelity_r2', '.3f')}")
+    parts.append("curves: score = minus the RMS distance to the full-input prediction, standardised units")
+    return parts
 
 
 # --------------------------------------------------------------------------- budget sweep

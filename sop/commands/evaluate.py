@@ -156,13 +156,27 @@ def run(args) -> int:
             bar.set_postfix(method=method)
             bar.update(1)
 
-        report = evaluate_checkpoint(path, args.backbone, settings, progress=tick)
+        report = evaluate_checkpoint(path, args.backbone, settings_for(path, settings), progress=tick)
         bar.close()
         report["command"] = command
         csv_path, json_path = write_outputs(report, args.out, name)
         print(f"\n## {name}\n\n{format_summary(report)}\n\n{format_table(report)}\n\n(wrote {csv_path}, {json_path})",
               flush=True)
     return 0
+
+
+def settings_for(path, settings):
+    """The settings for one checkpoint: a regression model is explained by SOP alone for now (the
+    post-hoc baselines explain one class's probability; issue 13 leaves them for later)."""
+    import dataclasses
+    import logging
+
+    from ..checkpoint import read_config
+    if read_config(path).task == "classification" or list(settings.methods) == ["sop"]:
+        return settings
+    logging.getLogger(__name__).warning("%s is a regression model: evaluating SOP's own groups only "
+                                        "(the baselines explain class probabilities)", Path(path).name)
+    return dataclasses.replace(settings, methods=["sop"])
 
 
 def write_sweep(report: dict, out: Path, name: str) -> list[Path]:

@@ -82,7 +82,8 @@ def run(args) -> int:
     metrics = train_pair(preset, args.out, seed=args.seed, command=command, backbone_ckpt=args.backbone_checkpoint,
                          resume=args.resume, max_steps=args.max_steps)
     if int(os.environ.get("RANK", "0")) == 0:   # under torchrun, one process reports
-        print(json.dumps(dict(backbone_test_accuracy=metrics["backbone_test_accuracy"], **metrics["test"]), indent=2))
+        twin = {k: v for k, v in metrics.items() if k.startswith("backbone_test_")}   # backbone_test_accuracy
+        print(json.dumps(dict(twin, **metrics["test"]), indent=2))
         print(f"-> {args.out}_sop.safetensors", file=sys.stderr)
     return 0
 

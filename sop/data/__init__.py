@@ -16,12 +16,13 @@ from .base import DatasetInfo, Split, normalise, tensor_split
 # Importing the loaders registers them.
 from .digits import load_digits_split
 from .folder import load_folder_split
+from .lensing import LensingSettings, load_lensing_split
 from .parts import PART_NAMES, RULE_TEXT, PartsScenes, load_parts_split
 from .registry import DatasetSpec, dataset_names, find_dataset, get_dataset, list_datasets, register_dataset
 
 __all__ = ["DatasetInfo", "Split", "load_split", "split_sample", "SAMPLE_SEED", "PartsScenes", "PART_NAMES", "RULE_TEXT", "dataset_names",
            "DatasetSpec", "register_dataset", "list_datasets", "get_dataset", "find_dataset", "tensor_split", "normalise",
-           "load_digits_split", "load_folder_split", "load_parts_split"]
+           "load_digits_split", "load_folder_split", "load_parts_split", "LensingSettings", "load_lensing_split"]
 
 
 def load_split(name: str, split: str, *, img_size: tuple[int, int] | None = None, seed: int = 0) -> Split:

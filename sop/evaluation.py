@@ -101,7 +101,8 @@ def sop_statistics(model: SOPModel, split: Split, backbone: nn.Module | None = N
         used += float(selected.sum())
         patches += float(((out.group_masks > 0).sum(-1).float() * selected).sum())
         pixels += float((inside.flatten(2).sum(-1) * selected).sum())
-        covered += float((inside & selected[..., None, None]).any(1).flatten(1).float().mean(1).sum())
+        sel = selected.reshape(*selected.shape, *([1] * (inside.ndim - 2)))   # images (B, G, 1, 1); text (B, G, 1)
+        covered += float((inside & sel).any(1).flatten(1).float().mean(1).sum())
         n += len(y)
     stats = dict(samples=n, accuracy=correct / n, groups_used=used / n, num_groups=model.num_groups,
                  patches_per_group=patches / max(used, 1), num_patches=model.adapter.num_patches,

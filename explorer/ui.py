@@ -151,7 +151,7 @@ def _embedded_spec() -> ModelSpec | None:
     text = [m.name for m in sop.embedded_models(modality="text")]
     if text:
         st.caption(f"Text models ({', '.join(text)}) are not listed: these pages explain images; the text "
-                   "explorer comes next (use `python -m sop.text_eval` or the library meanwhile).")
+                   "explorer comes next (meanwhile: `python -m sop evaluate-text`, or `sop.load` and `sop.text.tokenize`).")
     return spec_for_embedded(name)
 
 

@@ -13,7 +13,10 @@ For a text SOP checkpoint and its plain fine-tuned twin, on the checkpoint's dat
   class the explained model predicts.  SOP's map is sum_g s_g m_g of the SOP model; the
   baselines explain the twin (as the image report does):
 
-  - ``lime`` / ``kernelshap``: captum `Lime` / `KernelShap`, one feature per content token
+  Every baseline explains the softmax probability of the target class (as the image methods do).
+
+  - ``lime`` / ``kernelshap``: captum `Lime` (ridge regression, alpha 1, and lime's kernel, as the
+    image LIME) / `KernelShap`, 200 perturbations, one feature per content token
     ([CLS], [SEP] and padding are one extra feature whose baseline is the input itself, so
     they are never removed); a removed token is replaced by [PAD], which the model does not
     attend to: removal = dropping the token;
@@ -74,7 +77,7 @@ class _AsLong(nn.Module):
 
     def forward(self, ids):
         out = self.model(ids.round().long())
-        return out.logits if hasattr(out, "logits") else out
+        return (out.logits if hasattr(out, "logits") else out).softmax(-1)
 
 
 def explain_text(model: nn.Module, ids: torch.Tensor, method: str, target: int | None = None,
@@ -92,12 +95,16 @@ def explain_text(model: nn.Module, ids: torch.Tensor, method: str, target: int |
     from captum.attr import FeatureAblation, KernelShap, LayerIntegratedGradients, Lime
     fmask, baseline, _ = _features(model, ids)
     f = _AsLong(model)
-    gen = torch.Generator().manual_seed(s.seed)
     if method in ("lime", "kernelshap"):
         torch.manual_seed(s.seed)
-        cls = Lime if method == "lime" else KernelShap
-        attr = cls(f).attribute(ids.float(), baselines=baseline.float(), target=target, feature_mask=fmask,
-                                n_samples=s.n_samples, perturbations_per_eval=50)
+        if method == "lime":   # as the image LIME: ridge (alpha 1) and lime's kernel over the on-share
+            from captum._utils.models.linear_model import SkLearnRidge
+            from .explainers import _lime_kernel
+            explainer = Lime(f, interpretable_model=SkLearnRidge(alpha=1.0), similarity_func=_lime_kernel(0.25))
+        else:
+            explainer = KernelShap(f)
+        attr = explainer.attribute(ids.float(), baselines=baseline.float(), target=target, feature_mask=fmask,
+                                   n_samples=s.n_samples, perturbations_per_eval=50)
     elif method == "occlusion":
         attr = FeatureAblation(f).attribute(ids.float(), baselines=baseline.float(), target=target,
                                             feature_mask=fmask, perturbations_per_eval=32)
@@ -106,13 +113,12 @@ def explain_text(model: nn.Module, ids: torch.Tensor, method: str, target: int |
 
         def fwd(x):
             o = model(x)
-            return o.logits if hasattr(o, "logits") else o
+            return (o.logits if hasattr(o, "logits") else o).softmax(-1)
         lig = LayerIntegratedGradients(fwd, bb.bert.embeddings)
         attr = lig.attribute(ids, baselines=baseline, target=target, n_steps=s.ig_steps,
                              internal_batch_size=s.ig_steps).sum(-1)
     else:
         raise ValueError(f"unknown text method {method!r}; known: {', '.join(TEXT_METHODS)}")
-    del gen
     a = attr.detach().float().reshape(-1).numpy().copy()
     a[~content_mask(model, ids)[0].numpy()] = 0.0
     return a, target

@@ -216,3 +216,26 @@ def test_embedded_text_models_stay_out_of_the_image_list():
     assert all(m.modality == "image" for m in sop.embedded_models())
     for m in sop.embedded_models(modality="text"):
         assert m.modality == "text"
+
+
+def test_text_baselines_and_localisation_run_on_a_real_model(text_model, tmp_path):
+    """Every text method gives a token map that is 0 on [CLS]/[SEP]/padding, and the report has every metric."""
+    from sop.text_eval import TEXT_METHODS, TextEvalSettings, evaluate_text, explain_text
+    x = tokenize(["the film was not bad"], L)
+    s = TextEvalSettings(samples=1, n_samples=20, ig_steps=4)
+    for method in TEXT_METHODS:
+        a, target = explain_text(text_model if method == "sop" else text_model.backbone, x, method, s=s)
+        assert a.shape == (L,) and np.isfinite(a).all() and target in (0, 1)
+        assert a[0] == 0 and (a[6:] == 0).all()          # [CLS], [SEP], padding
+    from torch.utils.data import TensorDataset
+
+    from sop.data.base import Split
+    from sop.data.reviews import text_info
+    ids = tokenize(["the film was not bad", "the phone was great"], L)
+    split = Split(TensorDataset(ids, torch.tensor([1, 1])), text_info("toy", ["negative", "positive"], L))
+    masks = np.zeros((2, L), bool)
+    masks[0, [4, 5]] = masks[1, 4] = True
+    report = evaluate_text(text_model, text_model.backbone, split, masks, s)
+    assert {r["method"] for r in report["rows"]} == set(TEXT_METHODS)
+    assert all(0 <= r["pointing_game"] <= 1 for r in report["rows"])
+    assert report["statistics"]["fidelity"] is not None

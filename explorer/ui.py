@@ -115,6 +115,10 @@ def model_picker() -> LoadedModel | None:
         st.caption("Enter a path to load it.")
     if error:
         st.error(f"Could not load this model: {error}", icon=":material/error:")
+    if lm is not None and getattr(lm.model, "modality", "image") != "image":
+        error, lm = ("this is a text model; the explorer's pages explain image models only for now "
+                     "(use the library: sop.load, sop.text.tokenize)"), None
+        st.error(f"Could not load this model: {error}", icon=":material/error:")
     if lm is not None:
         st.session_state["last_model_spec"] = spec
     else:
@@ -148,6 +152,10 @@ def _embedded_spec() -> ModelSpec | None:
     if held:
         st.caption("Not shown yet: " + ", ".join(f"{r['name']} ({r['task']})" for r in held)
                    + " — the pages show classifiers only for now; `python -m sop evaluate` reports on it.")
+    text = [m.name for m in sop.embedded_models(modality="text")]
+    if text:
+        st.caption(f"Text models ({', '.join(text)}) are not listed: these pages explain images; the text "
+                   "explorer comes next (meanwhile: `python -m sop evaluate-text`, or `sop.load` and `sop.text.tokenize`).")
     return spec_for_embedded(name)
 
 

@@ -20,6 +20,7 @@ from .errors import CheckpointError, ConfigError, ExplanationError, ImageError, 
 from .model import SOPModel, SOPOutput, create_backbone, create_model
 from .tasks import get_task, list_tasks, register_task
 from .zoo import embedded_models
+from . import text  # noqa: E402  sop.text.tokenize for text models (transformers is imported lazily)
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 

@@ -28,10 +28,21 @@ def save(model: nn.Module, path: str | Path, config: SOPConfig | None = None) ->
         path = path.with_suffix(".safetensors")
     config = config if config is not None else model.config
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    skip = base_state_keys(model)   # text: the installed package's weights are not stored
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k not in skip}
     save_file(tensors, str(path), metadata={CONFIG_KEY: config.to_json(), "format": "sop"})
     path.with_suffix(".json").write_text(config.to_json() + "\n")
     return path
+
+
+def base_state_keys(model: nn.Module) -> set[str]:
+    """State-dict keys of `model` that are a package's base weights, unchanged (text backbones:
+    `sop.text.TextClassifier.base_state_keys`), so a checkpoint stores only what changed."""
+    from .text import TextClassifier
+    for prefix, module in model.named_modules():
+        if isinstance(module, TextClassifier):
+            return {f"{prefix}.{k}" if prefix else k for k in module.base_state_keys()}
+    return set()
 
 
 def read_config(path: str | Path) -> SOPConfig:
@@ -79,8 +90,10 @@ def _config_error(path: Path, err: ConfigError) -> CheckpointError:
 
 
 def load_state(module: nn.Module, tensors: dict[str, torch.Tensor], name: str) -> None:
-    """load_state_dict with errors that name the offending parameters."""
-    own = module.state_dict()
+    """load_state_dict with errors that name the offending parameters (base weights that a
+    checkpoint does not store, `base_state_keys`, keep the values the model was built with)."""
+    skip = base_state_keys(module)
+    own = {k: v for k, v in module.state_dict().items() if k not in skip}
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
     wrong = [f"{k}: checkpoint {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
@@ -94,7 +107,7 @@ def load_state(module: nn.Module, tensors: dict[str, torch.Tensor], name: str) -
         problems.append(f"{len(unexpected)} unexpected parameters (first: {unexpected[:3]})")
     if problems:
         raise CheckpointError(f"{name}: the weights do not match the config: " + "; ".join(problems))
-    module.load_state_dict(tensors)
+    module.load_state_dict(tensors, strict=not skip)
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu", backbone: nn.Module | None = None) -> nn.Module:
@@ -107,6 +120,9 @@ def load(path: str | Path, map_location: str | torch.device = "cpu", backbone: n
     from .model import create_backbone, create_model
     path = Path(path)
     config, tensors = _open(path)
+    if config.base_weights:   # text: the base weights come from an installed package; check it first
+        from .text import check_base_weights
+        check_base_weights(config.base_weights, path.name)
     if config.backbone == "module" and backbone is None:
         raise CheckpointError(f"{path.name} wraps a custom nn.Module: pass it as load(path, backbone=module)")
     try:

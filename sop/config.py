@@ -43,6 +43,9 @@ class SOPConfig:
     target_mean: list[float] = field(default_factory=list)
     target_std: list[float] = field(default_factory=list)
     training: dict[str, Any] = field(default_factory=dict)  # command, seed, metrics...
+    # Text backbones (sop.text): the installed package whose weights the checkpoint was fine-tuned
+    # from ({"package", "version", "file", "sha256"}); those weights are not stored in the checkpoint.
+    base_weights: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self):

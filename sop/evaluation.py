@@ -85,11 +85,12 @@ def sop_statistics(model: SOPModel, split: Split, backbone: nn.Module | None = N
 def sparsity_sums(out) -> tuple[float, float, float, float]:
     """One batch's (groups used, patches in used groups, pixels in used groups, covered share) sums."""
     selected = out.selected                                           # (B, G); per class: any class
-    inside = out.pixel_masks > 0                                      # (B, G, H, W)
+    inside = out.pixel_masks > 0                                      # images (B, G, H, W); text (B, G, L)
     used = float(selected.sum())
     patches = float(((out.group_masks > 0).sum(-1).float() * selected).sum())
     pixels = float((inside.flatten(2).sum(-1) * selected).sum())
-    covered = float((inside & selected[..., None, None]).any(1).flatten(1).float().mean(1).sum())
+    sel = selected.reshape(*selected.shape, *([1] * (inside.ndim - 2)))
+    covered = float((inside & sel).any(1).flatten(1).float().mean(1).sum())
     return used, patches, pixels, covered
 
 

@@ -55,6 +55,12 @@ def _check_heads(num_groups: int, heads: int) -> None:
                           field="group_heads")
 
 
+def _restrict(att: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Attention logits (B, G, N) with invalid positions 1e4 below (not -inf, so a row with no valid
+    position stays finite and sparsemax's sums cannot overflow; their weights are zeroed afterwards)."""
+    return att.masked_fill(~valid.unsqueeze(1), -1e4)
+
+
 class GroupGen(nn.Module):
     """Multi-head sparsemax attention from learned group queries to patch tokens.
 
@@ -91,18 +97,26 @@ class GroupGen(nn.Module):
         att = att.reshape(b, self.num_groups, n) * self.log_scale.exp()
         return gaussian_blur_grid(att, self.grid, self.blur) if self.grid is not None else att
 
-    def propose(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def propose(self, tokens: torch.Tensor, valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(masks (B, G, N), gates or None): this design has no gates."""
-        return self(tokens), None
+        return self(tokens, valid), None
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Group masks (B, G, N) in [0, 1], each with max exactly 1."""
+    def forward(self, tokens: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Group masks (B, G, N) in [0, 1], each with max exactly 1.
+
+        `valid` (B, N) bool: positions a group may hold (text: no [CLS], [SEP] or padding);
+        None: every patch.  A row with no valid position gets empty groups."""
         att = self.logits(tokens)
+        if valid is not None:
+            att = _restrict(att, valid)
         k = self.max_patches
         if k is not None and k < att.shape[-1]:
             kth = att.topk(k, dim=-1).values[..., -1:]
             att = att.masked_fill(att < kth, float("-inf"))
         weights = sparsemax(att, dim=-1)
+        if valid is not None:
+            weights = weights * valid.unsqueeze(1).to(weights.dtype)
+            return weights / weights.amax(dim=-1, keepdim=True).clamp(min=1e-12)
         return weights / weights.amax(dim=-1, keepdim=True)
 
 
@@ -146,15 +160,20 @@ class PatchQueryGroupGen(nn.Module):
         att = att.reshape(b, self.num_groups, n) * self.log_scale.exp()
         return gaussian_blur_grid(att, self.grid, self.blur) if self.grid is not None else att
 
-    def propose(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        weights = self.logits(tokens).softmax(-1)
+    def propose(self, tokens: torch.Tensor, valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        att = self.logits(tokens)
+        if valid is not None:
+            att = _restrict(att, valid)
+        weights = att.softmax(-1)
         top = weights.topk(min(self.max_patches, weights.shape[-1]), dim=-1).indices
         masks = torch.zeros_like(weights).scatter_(-1, top, 1.0)
+        if valid is not None:
+            masks = masks * valid.unsqueeze(1).to(masks.dtype)
         inside = (weights * masks).sum(-1)
         return masks, inside - (1 - inside)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.propose(tokens)[0]
+    def forward(self, tokens: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        return self.propose(tokens, valid)[0]
 
 
 class GroupSelect(nn.Module):

@@ -65,7 +65,13 @@ def class_column(class_scores: torch.Tensor, target: int | torch.Tensor) -> torc
 
 
 def create_backbone(cfg: SOPConfig, pretrained: bool = False) -> nn.Module:
-    """The plain classifier named by the config (any timm model)."""
+    """The plain classifier named by the config (any timm model, or a text backbone of `sop.text`)."""
+    from .text import create_text_backbone, is_text_backbone
+    if is_text_backbone(cfg.backbone):
+        module = create_text_backbone(cfg.backbone, cfg.num_classes, max_length=cfg.img_size[-1], **cfg.backbone_kwargs)
+        if not cfg.base_weights:   # what a checkpoint must find installed to rebuild this model
+            cfg.base_weights = dict(module.base_info)
+        return module
     import timm
     try:
         return timm.create_model(cfg.backbone, pretrained=pretrained, num_classes=cfg.num_classes,
@@ -103,11 +109,18 @@ class SOPModel(nn.Module):
         return self.adapter.backbone
 
     @property
+    def modality(self) -> str:
+        """What an input is: "image" (B, C, H, W) or "text" (B, L) token ids (`sop.text`)."""
+        return getattr(self.adapter, "modality", "image")
+
+    @property
     def num_groups(self) -> int:
         return self.config.num_groups
 
     def check_input(self, x: torch.Tensor) -> None:
         """Clear errors for the tensors users actually pass by mistake."""
+        if self.modality != "image":   # text: (B, L) token ids, checked by its adapter
+            return self.adapter.check_input(x)
         if not isinstance(x, torch.Tensor):
             raise InputError(f"expected a torch.Tensor, got {type(x).__name__}")
         want = (self.config.in_chans, *self.config.img_size)
@@ -125,7 +138,7 @@ class SOPModel(nn.Module):
 
     def groups(self, x: torch.Tensor) -> torch.Tensor:
         """GroupGen alone: patch masks (B, G, N)."""
-        return self.group_gen(self.adapter.patch_tokens(x))
+        return self.group_gen.propose(self.adapter.patch_tokens(x), self.adapter.valid_positions(x))[0]
 
     def forward(self, x: torch.Tensor, group_masks: torch.Tensor | None = None,
                 group_gates: torch.Tensor | None = None) -> SOPOutput:
@@ -134,7 +147,7 @@ class SOPModel(nn.Module):
         self.check_input(x)
         gates = group_gates
         if group_masks is None:
-            masks, gates = self.group_gen.propose(self.adapter.patch_tokens(x))
+            masks, gates = self.group_gen.propose(self.adapter.patch_tokens(x), self.adapter.valid_positions(x))
         else:
             masks = group_masks
         emb, group_logits = self.adapter.forward_groups(x, masks)
@@ -175,6 +188,7 @@ def create_model(backbone: str | nn.Module, num_classes: int | None = None, *, p
 
     >>> model = create_model("vit_tiny_patch16_224", num_classes=10, img_size=(224, 224))
     >>> model = create_model(my_cnn, num_classes=10, img_size=(32, 32), in_chans=3)
+    >>> model = create_model("minilm", num_classes=2, img_size=(1, 32))   # text: (B, 32) token ids
     """
     is_module = isinstance(backbone, nn.Module)
     if config is None:

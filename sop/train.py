@@ -309,7 +309,7 @@ def build_config(preset: dict, info, kind: str, targets: dict | None = None) -> 
 
 # The SOP design knobs a preset (or the train CLI) may set on the model config; the
 # training penalties (area_weight, tv_weight) live in StageSettings.
-DESIGN_KEYS = ("group_gen", "group_blur", "group_select", "group_dropout", "select_scale")
+DESIGN_KEYS = ("group_gen", "group_blur", "group_select", "group_dropout", "select_scale", "group_scale")
 
 
 @dataclass
@@ -375,7 +375,8 @@ def _sop_stage(pair: _Pair, backbone: nn.Module, bb_report: dict, started: float
     torch.manual_seed(pair.seed)
     model = create_model(sop_cfg.backbone, config=sop_cfg)
     model.backbone.load_state_dict(backbone.state_dict())
-    s = StageSettings(epochs=preset["sop_epochs"], lr=preset["lr"], backbone_lr=preset.get("backbone_lr", 0.0),
+    s = StageSettings(epochs=preset["sop_epochs"], lr=preset.get("sop_lr", preset["lr"]),
+                      backbone_lr=preset.get("backbone_lr", 0.0),
                       area_weight=preset.get("area_weight", 0.0), tv_weight=preset.get("tv_weight", 0.0),
                       penalty_ramp_epochs=preset.get("penalty_ramp_epochs", 0.0), resume=pair.resume_for("sop"),
                       state_path=pair.state_path("sop"), task=sop_cfg.task, **pair.common)
@@ -411,7 +412,8 @@ def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", bac
     info = splits["train"].info
     started = time.time()
     common = dict(batch_size=preset["batch_size"], weight_decay=preset.get("weight_decay", 0.05),
-                  shift=preset.get("shift", info.train_shift), seed=seed, max_steps=max_steps)
+                  shift=preset.get("shift", info.train_shift), seed=seed, max_steps=max_steps,
+                  **({"warmup_epochs": preset["warmup_epochs"]} if "warmup_epochs" in preset else {}))
     pair = _Pair(preset=preset, splits=splits, dist=d, out=Path(out), seed=seed, command=command, common=common,
                  resume=resume)
     task = get_task(get_dataset(preset["dataset"]).task)

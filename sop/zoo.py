@@ -13,6 +13,7 @@ class EmbeddedModel:
     name: str            # e.g. "digits"
     sop_path: Path
     backbone_path: Path  # the plain twin it was trained from
+    modality: str = "image"   # "image" or "text" (its adapter's modality)
 
     def describe(self) -> dict:
         from .checkpoint import read_config
@@ -23,12 +24,31 @@ class EmbeddedModel:
                     backbone_accuracy=metrics.get("backbone_test_accuracy"), command=cfg.training.get("command"))
 
 
-def embedded_models(models_dir: Path = MODELS_DIR) -> list[EmbeddedModel]:
-    """Every <name>_sop.safetensors with its <name>_backbone.safetensors twin, digits first."""
+def checkpoint_modality(path: Path) -> str:
+    """"image" or "text", read from the checkpoint's header alone (no tensors loaded)."""
+    import json
+
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            cfg = json.loads((f.metadata() or {}).get("sop_config", "{}"))
+    except Exception:  # noqa: BLE001 - unreadable: let the loader report it; treat as an image model
+        return "image"
+    from .text import is_text_backbone
+    return "text" if cfg.get("adapter") == "text" or is_text_backbone(cfg.get("backbone")) else "image"
+
+
+def embedded_models(models_dir: Path = MODELS_DIR, modality: str | None = "image") -> list[EmbeddedModel]:
+    """Every <name>_sop.safetensors with its <name>_backbone.safetensors twin, digits first.
+
+    `modality`: "image" (the default: what the explorer's pages, `sop evaluate` and `sop figure`
+    handle today), "text", or None for every model."""
     found = []
     for sop_path in sorted(models_dir.glob("*_sop.safetensors")):
         name = sop_path.name[: -len("_sop.safetensors")]
         twin = models_dir / f"{name}_backbone.safetensors"
         if twin.is_file():
-            found.append(EmbeddedModel(name, sop_path, twin))
+            kind = checkpoint_modality(sop_path)
+            if modality is None or kind == modality:
+                found.append(EmbeddedModel(name, sop_path, twin, kind))
     return sorted(found, key=lambda m: (m.name != "digits", m.name))

@@ -171,7 +171,7 @@ def test_group_gens_refuse_a_head_count_that_does_not_divide_the_groups(gen):
 def test_unknown_adapter_and_task_names():
     from sop.adapters import build_adapter, get_adapter
     from sop.tasks import get_task
-    with pytest.raises(ConfigError, match="unknown adapter 'nope'; known: auto, pixel, vit"):
+    with pytest.raises(ConfigError, match="unknown adapter 'nope'; known: auto, pixel, text, vit"):
         get_adapter("nope")
     with pytest.raises(ConfigError, match="unknown adapter"):
         build_adapter("nope", nn.Linear(2, 2))
@@ -198,7 +198,7 @@ def test_auto_resolution_fails_clearly_when_no_adapter_supports_the_backbone(mon
 
 def test_dataset_lookups(tmp_path):
     from sop.data import get_dataset, load_split, register_dataset
-    with pytest.raises(ConfigError, match="unknown dataset 'nope'; known: digits, folder:<path>, lensing, parts"):
+    with pytest.raises(ConfigError, match="unknown dataset 'nope'; known: csv:<path>, digits, folder:<path>, lensing, parts, reviews"):
         get_dataset("nope")
     with pytest.raises(ConfigError, match="unknown dataset"):
         load_split("nope", "test")

@@ -17,7 +17,8 @@ from conftest import TINY_VIT
 # --------------------------------------------------------------------------- adapters
 
 def test_adapter_registry_describes_each_adapter():
-    assert sop.list_adapters() == ["pixel", "vit"] == adapters.adapter_names()
+    assert sop.list_adapters() == ["pixel", "text", "vit"] == adapters.adapter_names()
+    assert sop.list_adapters(modality="image") == ["pixel", "vit"] and sop.list_adapters(modality="text") == ["text"]
     vit, pixel = sop.get_adapter("vit"), sop.get_adapter("pixel")
     assert vit.cls is adapters.ViTAdapter and pixel.cls is adapters.PixelMaskAdapter
     assert vit.label and pixel.label and vit.modality == pixel.modality == "image"
@@ -68,7 +69,9 @@ def test_a_registered_adapter_takes_part_in_auto_resolution(monkeypatch):
 # --------------------------------------------------------------------------- datasets
 
 def test_dataset_registry_records_modality_task_and_ground_truth():
-    assert sop.list_datasets() == ["digits", "folder", "lensing", "parts"]
+    assert sop.list_datasets() == ["csv", "digits", "folder", "lensing", "parts", "reviews"]
+    assert sop.list_datasets(modality="image") == ["digits", "folder", "lensing", "parts"]
+    assert sop.list_datasets(modality="text") == ["csv", "reviews"]
     parts, digits, folder = (sop.get_dataset(n) for n in ("parts", "digits", "folder"))
     assert parts.ground_truth == "part_masks" and digits.ground_truth is None and folder.ground_truth is None
     assert {s.modality for s in (parts, digits, folder)} == {"image"}

@@ -69,6 +69,8 @@ def run(args) -> int:
                       ("penalty_ramp_epochs", "penalty_ramp")]:
         if getattr(args, attr) is not None:
             preset[key] = getattr(args, attr)
+    if args.lr is not None:
+        preset.pop("sop_lr", None)   # --lr sets both stages' learning rate
     if args.patch_size is not None:
         apply_patch_size(preset, args.patch_size)
     if not args.no_pin:

@@ -3,6 +3,8 @@
     load_split("digits", "train")            # scikit-learn's handwritten digits
     load_split("parts", "test")              # synthetic scenes with true part masks
     load_split("folder:/path/to/images", "val")  # your own ImageFolder tree
+    load_split("reviews", "test")            # generated reviews with decisive words (text)
+    load_split("csv:/path/file.csv", "train")   # your own texts (columns text,label[,split])
     list_datasets()                          # ["digits", "folder", "parts"]
     get_dataset("parts").ground_truth        # "part_masks"
 
@@ -18,11 +20,14 @@ from .digits import load_digits_split
 from .folder import load_folder_split
 from .lensing import LensingSettings, load_lensing_split
 from .parts import PART_NAMES, RULE_TEXT, PartsScenes, load_parts_split
+from .reviews import load_reviews_split
+from .csv_text import load_csv_split
 from .registry import DatasetSpec, dataset_names, find_dataset, get_dataset, list_datasets, register_dataset
 
 __all__ = ["DatasetInfo", "Split", "load_split", "split_sample", "SAMPLE_SEED", "PartsScenes", "PART_NAMES", "RULE_TEXT", "dataset_names",
            "DatasetSpec", "register_dataset", "list_datasets", "get_dataset", "find_dataset", "tensor_split", "normalise",
-           "load_digits_split", "load_folder_split", "load_parts_split", "LensingSettings", "load_lensing_split"]
+           "load_digits_split", "load_folder_split", "load_parts_split", "LensingSettings", "load_lensing_split",
+           "load_reviews_split", "load_csv_split"]
 
 
 def load_split(name: str, split: str, *, img_size: tuple[int, int] | None = None, seed: int = 0) -> Split:

@@ -28,7 +28,8 @@ from .base import Split
 
 SPLITS = ("train", "val", "test")
 # What ground truth a dataset's inputs carry, for localisation metrics.
-GROUND_TRUTHS = {None: "none", "part_masks": "a pixel mask of the decisive parts of each positive input"}
+GROUND_TRUTHS = {None: "none", "part_masks": "a pixel mask of the decisive parts of each positive input",
+                 "token_spans": "a token mask (N, L) of the decisive words of each input (text)"}
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class DatasetSpec:
     """What the registry knows about one dataset (`path` set once bound by `get_dataset`)."""
     name: str
     label: str                          # human-readable, for the app and --help
-    modality: str                       # "image" today; "tokens" (text) next
+    modality: str                       # "image" or "text" (inputs are (B, L) token ids)
     task: str                           # a name in sop.tasks: what its labels are
     loader: Callable[..., Split]
     ground_truth: str | None = None     # e.g. "part_masks"; None: no ground truth

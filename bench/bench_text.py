@@ -1,0 +1,54 @@
+"""Cost of one text SOP explanation vs G masked backbone passes (issue 12's bar: <= 1.5 x).
+
+    PYTHONPATH=. .venv/bin/python bench/bench_text.py --repeats 10
+
+An SOP explanation is one SOP forward pass (GroupGen's token states + G group passes + GroupSelect).
+The reference is G passes of the plain twin over the whole sentences (what a pixel-masking SOP, or
+the authors' code, pays).  Prints the median times and the ratio; batch of test reviews, torch threads
+as given.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import sop
+from sop.data import load_split
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()   # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="assets/models/reviews_sop.safetensors")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    model, twin, _ = sop.checkpoint.load_pair(a.model)
+    x = load_split(model.config.dataset, "test", img_size=model.config.img_size).dataset.tensors[0][: a.batch]
+    g = model.num_groups
+    with torch.no_grad():
+        t_sop = median_time(lambda: model(x), a.repeats)
+        t_bb = median_time(lambda: twin(x), a.repeats)
+        out = model(x)
+    size = float(((out.group_masks > 0).sum(-1)).float().mean())
+    print(f"batch {a.batch}, G = {g}, mean group size {size:.1f} tokens, {a.threads} threads")
+    print(f"SOP forward {1000 * t_sop:.1f} ms; one twin pass {1000 * t_bb:.1f} ms; G twin passes {1000 * g * t_bb:.1f} ms")
+    print(f"SOP explanation / (G backbone passes) = {t_sop / (g * t_bb):.2f}  (goal <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()

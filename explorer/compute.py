@@ -225,7 +225,8 @@ def curve_batch_size(model: torch.nn.Module) -> int:
     from sop.explainers import model_grid
     from sop.faithfulness import default_batch_size
     grid = model_grid(model) or (8, 8)
-    return default_batch_size(model) if grid[0] * grid[1] <= LARGE_GRID else min(8, default_batch_size(model))
+    size = default_batch_size(model)
+    return size if grid[0] * grid[1] <= LARGE_GRID else min(8, size)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

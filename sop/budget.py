@@ -224,11 +224,6 @@ CURVE_NAMES = {"insertion": "insertion", "deletion": "deletion", "grouped_insert
                "grouped_deletion": "grouped deletion"}
 
 
-def _sweep_name(checkpoint) -> str:
-    """parts_sop.safetensors -> parts (the <name> of <name>_budget.json, as `sop evaluate --budgets` names it)."""
-    return checkpoint_name(checkpoint)
-
-
 def sweep_dirs() -> list[Path]:
     """Where `find_sweep` looks, in order: assets/budget (the embedded models' precomputed sweeps),
     then runs/budget under the current folder and under the repository root (`--out`'s usual value)."""
@@ -265,7 +260,7 @@ def find_sweep(checkpoint, dirs: Sequence[Path] | None = None) -> dict | None:
     ckpt = Path(checkpoint)
     embedded = _same_file(ckpt.parent, MODELS_DIR) and ckpt.is_file()
     for d in (sweep_dirs() if dirs is None else [Path(d) for d in dirs]):
-        path = d / f"{_sweep_name(ckpt)}_budget.json"
+        path = d / f"{checkpoint_name(ckpt)}_budget.json"
         if not path.is_file():
             continue
         try:

@@ -46,11 +46,24 @@ def base_state_keys(model: nn.Module) -> set[str]:
 
 
 def read_config(path: str | Path) -> SOPConfig:
-    """The config embedded in a checkpoint, after the safety checks."""
-    return _open(Path(path))[0]
+    """The config embedded in a checkpoint, after the safety checks; reads the header only."""
+    return _read_header(Path(path))
 
 
 def _open(path: Path) -> tuple[SOPConfig, dict[str, torch.Tensor]]:
+    config = _read_header(path)
+    try:
+        return config, load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise _unreadable(path, err) from err
+
+
+def _unreadable(path: Path, err: Exception) -> CheckpointError:
+    return CheckpointError(f"{path.name} is not a readable safetensors file (truncated or corrupt?): {err}")
+
+
+def _read_header(path: Path) -> SOPConfig:
+    """The checked config in a checkpoint's safetensors header (no tensor is read)."""
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise CheckpointError(
             f"{path.name}: pickle checkpoints (.pt/.pth/...) are refused because loading them can run "
@@ -62,9 +75,8 @@ def _open(path: Path) -> tuple[SOPConfig, dict[str, torch.Tensor]]:
         from safetensors import safe_open
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path.name} is not a readable safetensors file (truncated or corrupt?): {err}") from err
+        raise _unreadable(path, err) from err
     if CONFIG_KEY not in meta:
         raise CheckpointError(f"{path.name} has no SOP config in its header; was it saved with sop.save()?")
     try:
@@ -76,7 +88,7 @@ def _open(path: Path) -> tuple[SOPConfig, dict[str, torch.Tensor]]:
         raise CheckpointError(f"{path.name} uses checkpoint format {version}, newer than this library's "
                               f"{FORMAT_VERSION}; upgrade SOP Explorer to load it")
     try:
-        return SOPConfig.from_dict(data).validate(), tensors
+        return SOPConfig.from_dict(data).validate()
     except ConfigError as err:
         raise _config_error(path, err) from err
     except (TypeError, ValueError) as err:

@@ -334,18 +334,10 @@ def memo_key(kept: torch.Tensor, baseline: str, blur_sigma: float | None = None,
     return (baseline, *extra, tuple(kept.shape[-2:]), hashlib.sha1(bits.tobytes()).hexdigest())
 
 
-@torch.inference_mode()
 def target_probabilities(model: nn.Module, inputs: torch.Tensor, batch_size: int = 64,
                          progress: Callable[[float], None] | None = None) -> torch.Tensor:
-    """Softmax probabilities (S, K) of `inputs`, `batch_size` at a time.
-
-    `progress`, if given, is called with the share of inputs done (0 < p <= 1) after each batch."""
-    out = []
-    for i in range(0, len(inputs), batch_size):
-        out.append(logits_of(model, inputs[i:i + batch_size]).float().softmax(-1))
-        if progress is not None:
-            progress(min(1.0, (i + batch_size) / len(inputs)))
-    return torch.cat(out)
+    """Softmax probabilities (S, K) of `inputs`, `batch_size` at a time (see `model_outputs`)."""
+    return model_outputs(model, inputs, batch_size, progress).softmax(-1)
 
 
 @torch.inference_mode()

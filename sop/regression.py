@@ -72,18 +72,19 @@ def _named(names: Sequence[str], values: np.ndarray) -> dict[str, float]:
 
 
 @torch.no_grad()
-def predictions(model: nn.Module, split: Split, config, batch_size: int = 128) -> np.ndarray:
-    """(N, P) physical-unit predictions of a model (SOP or plain twin) over a split."""
+@torch.no_grad()
+def predictions(model: nn.Module, split: Split, config, batch_size: int = 128, device="cpu") -> np.ndarray:
+    """(N, P) physical-unit predictions of a model (SOP or plain twin, on `device`) over a split."""
     from .explainers import logits_of
     model.eval()
-    out = [logits_of(model, x) for x, _ in DataLoader(split.dataset, batch_size=batch_size)]
+    out = [logits_of(model, x.to(device)).cpu() for x, _ in DataLoader(split.dataset, batch_size=batch_size)]
     return to_physical(torch.cat(out), config).numpy()
 
 
-def regression_report(model: nn.Module, split: Split, config, prefix: str = "") -> dict:
+def regression_report(model: nn.Module, split: Split, config, prefix: str = "", device="cpu") -> dict:
     """{prefix r2: {name: R2}, prefix rmse: {...}, prefix r2_mean} in physical units."""
     true = split.dataset.tensors[1].double().numpy()
-    r2, rmse = r2_rmse(predictions(model, split, config), true)
+    r2, rmse = r2_rmse(predictions(model, split, config, device=device), true)
     names = config.target_names or config.class_names
     return {f"{prefix}r2": _named(names, r2), f"{prefix}rmse": _named(names, rmse), f"{prefix}r2_mean": float(r2.mean())}
 

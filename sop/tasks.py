@@ -29,7 +29,7 @@ and what training and the reports need (small dispatches, so `sop.train`,
   (recorded as ``<val_metric>``);
 * ``config_fields(train)`` / ``training_split(split, config)`` -- what the checkpoint
   must remember about the targets, and the targets training sees;
-* ``test_report(model, split, config)`` -- the twin's test figures;
+* ``test_report(model, split, config, device)`` -- the twin's test figures;
 * ``statistics(model, split, backbone)`` -- the SOP model's test statistics
   (``recorded``: the ones a checkpoint keeps).
 
@@ -91,7 +91,7 @@ class Task(ABC):
         """Higher is better: what picks the best epoch."""
 
     @abstractmethod
-    def test_report(self, model, split, config) -> dict:
+    def test_report(self, model, split, config, device="cpu") -> dict:
         """A plain model's test figures (the backbone twin's), keyed for its checkpoint."""
 
     @abstractmethod
@@ -184,9 +184,9 @@ class ClassificationTask(Task):
         from .train import evaluate_accuracy
         return evaluate_accuracy(model, split, device=device)
 
-    def test_report(self, model, split, config) -> dict:
+    def test_report(self, model, split, config, device="cpu") -> dict:
         from .train import evaluate_accuracy
-        return dict(test_accuracy=evaluate_accuracy(model, split))
+        return dict(test_accuracy=evaluate_accuracy(model, split, device=device))
 
     def statistics(self, model, split, backbone=None, batch_size: int = 128) -> dict:
         from .evaluation import classification_statistics
@@ -237,9 +237,9 @@ class RegressionTask(Task):
         from .regression import validation_r2
         return validation_r2(model, split, device)
 
-    def test_report(self, model, split, config) -> dict:
+    def test_report(self, model, split, config, device="cpu") -> dict:
         from .regression import regression_report
-        return regression_report(model, split, config, prefix="test_")
+        return regression_report(model, split, config, prefix="test_", device=device)
 
     def statistics(self, model, split, backbone=None, batch_size: int = 128) -> dict:
         from .regression import regression_statistics

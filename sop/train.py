@@ -358,7 +358,7 @@ def _backbone_stage(pair: _Pair, backbone_ckpt: Path | None) -> tuple[nn.Module,
     s = StageSettings(epochs=preset["backbone_epochs"], lr=preset["lr"], resume=pair.resume_for("backbone"),
                       state_path=pair.state_path("backbone"), task=bb_cfg.task, **pair.common)
     bb_report = fit(backbone, pair.fitting["train"], pair.fitting["val"], s, "backbone", d)
-    bb_report.update(get_task(bb_cfg.task).test_report(backbone.cpu(), splits["test"], bb_cfg))
+    bb_report.update(get_task(bb_cfg.task).test_report(backbone, splits["test"], bb_cfg, device=d.device))
     bb_cfg.training = dict(command=pair.command, seed=pair.seed, metrics=_public(bb_report), environment=describe())
     if d.main:
         bb_path = Path(f"{pair.out}_backbone.safetensors")

@@ -26,16 +26,14 @@ class EmbeddedModel:
 
 def checkpoint_modality(path: Path) -> str:
     """"image" or "text", read from the checkpoint's header alone (no tensors loaded)."""
-    import json
-
-    from safetensors import safe_open
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            cfg = json.loads((f.metadata() or {}).get("sop_config", "{}"))
-    except Exception:  # noqa: BLE001 - unreadable: let the loader report it; treat as an image model
-        return "image"
+    from .checkpoint import read_config
+    from .errors import CheckpointError
     from .text import is_text_backbone
-    return "text" if cfg.get("adapter") == "text" or is_text_backbone(cfg.get("backbone")) else "image"
+    try:
+        cfg = read_config(path)
+    except CheckpointError:  # unreadable: let the loader report it; treat as an image model
+        return "image"
+    return "text" if cfg.adapter == "text" or is_text_backbone(cfg.backbone) else "image"
 
 
 def embedded_models(models_dir: Path = MODELS_DIR, modality: str | None = "image") -> list[EmbeddedModel]:

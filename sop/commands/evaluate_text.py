@@ -37,9 +37,9 @@ def run(args) -> int:
     if spec.masks is None:
         raise InputError(f"dataset {spec.name!r} carries no decisive-token ground truth")
     length = model.config.img_size[-1]
-    split = spec.load("test", img_size=(1, length), seed=model.config.training.get("seed", 0))
-    masks = spec.masks("test", model.config.training.get("seed", 0), length) if spec.name == "reviews" \
-        else spec.masks("test", model.config.training.get("seed", 0))
+    seed = int(model.config.training.get("seed", 0))
+    split = spec.load("test", img_size=(1, length), seed=seed)
+    masks = spec.masks("test", seed, length)
     s = TextEvalSettings(samples=args.samples, seed=args.seed, n_samples=args.n_samples, ig_steps=args.ig_steps)
     report = evaluate_text(model, backbone, split, masks, s,
                            progress=lambda f: print(f"\r{f:.0%}", end="", file=sys.stderr, flush=True))

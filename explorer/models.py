@@ -22,6 +22,8 @@ import sop
 from sop.checkpoint import twin_path
 from sop.model import SOPModel
 
+from . import views
+
 SOURCES = ("Embedded", "Checkpoint file", "timm + checkpoint")
 
 
@@ -120,34 +122,29 @@ def compute_lock() -> threading.Lock:
 def all_embedded() -> list[dict]:
     """Every embedded model with dataset, task, accuracy and number of groups."""
     rows = []
-    for m in sop.embedded_models():
+    for m in sop.embedded_models(modality=None):
         try:
             d = m.describe()
         except sop.SOPError as err:
             d = dict(name=m.name, dataset=None, task=None, groups=None, classes=None, accuracy=None, error=str(err))
-        d.update(sop_path=str(m.sop_path), backbone_path=str(m.backbone_path))
+        d.update(sop_path=str(m.sop_path), backbone_path=str(m.backbone_path), modality=m.modality)
         rows.append(d)
     return rows
 
 
-def shown_task(task: str | None) -> bool:
-    """Whether the app's pages can show models of `task` (the task's "explorer" capability)."""
-    if task is None:
-        return True
-    try:
-        return "explorer" in sop.get_task(task).capabilities
-    except sop.SOPError:
-        return False
+def shown_row(row: dict) -> bool:
+    """Whether the app's pages can show this embedded model (its view kind has pages: explorer/views.py)."""
+    return views.shown(views.kind_of(row.get("modality"), row.get("task")))
 
 
 def embedded_table() -> list[dict]:
     """The embedded models the pages can show (for the picker)."""
-    return [r for r in all_embedded() if shown_task(r.get("task"))]
+    return [r for r in all_embedded() if shown_row(r)]
 
 
 def held_back() -> list[dict]:
-    """Embedded models of a task the pages cannot show yet (e.g. the lensing regression model)."""
-    return [r for r in all_embedded() if not shown_task(r.get("task"))]
+    """Embedded models of a kind the pages cannot show yet."""
+    return [r for r in all_embedded() if not shown_row(r)]
 
 
 def embedded_label(row: dict) -> str:
@@ -205,10 +202,11 @@ def load_spec(spec: ModelSpec) -> LoadedModel:
         raise sop.CheckpointError(
             f"{Path(spec.sop_path).name} is a plain backbone checkpoint (kind 'backbone'), not an SOP model; "
             "choose the matching *_sop.safetensors file")
-    if not shown_task(model.config.task):
+    kind = views.kind_of(getattr(model, "modality", "image"), model.config.task)
+    if not views.shown(kind):
         raise sop.CheckpointError(
-            f"{Path(spec.sop_path).name} is a {model.config.task} model; the explorer's pages show classifiers "
-            f"only for now. Use `python -m sop evaluate --model {spec.sop_path}` for its R2, RMSE, groups and curves")
+            f"{Path(spec.sop_path).name} is a {kind} model; the explorer's pages cannot show {kind} models yet. "
+            f"Use `python -m sop evaluate --model {spec.sop_path}` for its metrics, groups and curves")
     if spec.timm_name is not None and model.config.backbone != spec.timm_name:
         raise sop.CheckpointError(
             f"{Path(spec.sop_path).name} was trained on the timm model {model.config.backbone!r}, "

@@ -11,9 +11,9 @@ import sop
 from sop.faithfulness import BASELINES, DEFAULT_BASELINE, DEFAULT_STEPS
 from sop.visualize import group_colour, overlay_mask, upscale
 
-from . import urlstate
+from . import urlstate, views
 from .compute import MODES, POST_HOC, Forward
-from .inputs import ModelInput, input_picker
+from .inputs import ModelInput
 from .models import SOURCES, LoadedModel, ModelSpec, embedded_label, embedded_table, held_back, load_spec, \
     spec_for_embedded, spec_for_file
 
@@ -65,15 +65,19 @@ def page_setup(*, need_input: bool = True) -> Context:
         mi = None
         if lm is not None and need_input:
             st.divider()
-            mi = input_picker(lm)
+            mi = views.input_picker(lm)
             if mi is not None:
                 _input_thumbnail(lm, mi)
     return Context(lm, mi)
 
 
 def page_with_input(page: str) -> tuple[LoadedModel, ModelInput]:
-    """`page_setup` for a page that needs a model and an input: without both, say so and stop here."""
+    """`page_setup` for a page that needs a model and an input: without both, say so and stop here.
+
+    A text or regression model's page is drawn by its own view module (explorer/views.py), then stops."""
     ctx = page_setup(need_input=True)
+    if views.draw(page or "explain", ctx):
+        st.stop()
     if ctx.lm is None or ctx.mi is None:
         st.info("Choose a model and an input in the sidebar.")
         finish({}, page)
@@ -115,10 +119,6 @@ def model_picker() -> LoadedModel | None:
         st.caption("Enter a path to load it.")
     if error:
         st.error(f"Could not load this model: {error}", icon=":material/error:")
-    if lm is not None and getattr(lm.model, "modality", "image") != "image":
-        error, lm = ("this is a text model; the explorer's pages explain image models only for now "
-                     "(use the library: sop.load, sop.text.tokenize)"), None
-        st.error(f"Could not load this model: {error}", icon=":material/error:")
     if lm is not None:
         st.session_state["last_model_spec"] = spec
     else:
@@ -150,12 +150,8 @@ def _embedded_spec() -> ModelSpec | None:
                         help="Small models trained here: dataset, test accuracy, number of groups.")
     held = held_back()
     if held:
-        st.caption("Not shown yet: " + ", ".join(f"{r['name']} ({r['task']})" for r in held)
-                   + " — the pages show classifiers only for now; `python -m sop evaluate` reports on it.")
-    text = [m.name for m in sop.embedded_models(modality="text")]
-    if text:
-        st.caption(f"Text models ({', '.join(text)}) are not listed: these pages explain images; the text "
-                   "explorer comes next (meanwhile: `python -m sop evaluate-text`, or `sop.load` and `sop.text.tokenize`).")
+        st.caption("Not shown yet: " + ", ".join(f"{r['name']} ({r.get('modality')}, {r['task']})" for r in held)
+                   + " — the pages cannot draw these yet; `python -m sop evaluate` / `evaluate-text` report on them.")
     return spec_for_embedded(name)
 
 
@@ -216,6 +212,10 @@ def _model_summary(lm: LoadedModel) -> None:
 
 
 def _input_thumbnail(lm: LoadedModel, mi: ModelInput) -> None:
+    kind = views.kind_of_model(lm)
+    if kind != "image":
+        views.module(kind).thumbnail(lm, mi)
+        return
     st.image(upscale(mi.image(lm), 160), caption=mi.name, width=160)
     if mi.label is not None:
         st.caption(f"True class: **{plain(lm.class_names[mi.label])}**")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer import charts, compute, ui
+from explorer import charts, compute, ui, views
 from explorer.inputs import select_sample, split_of, split_tensors
 from sop.image_io import tensor_to_image
 from sop.visualize import group_colour, overlay_groups, upscale
@@ -13,6 +13,8 @@ PER_PAGE = 24
 COLUMNS = 6
 
 ctx = ui.page_setup(need_input=False)
+if views.draw("mistakes", ctx):
+    st.stop()
 lm = ctx.lm
 if lm is None:
     st.info("Choose a model in the sidebar.")

@@ -379,10 +379,7 @@ class TextAdapter(BackboneAdapter):
         return (x != 0) & (x != bb.cls_id) & (x != bb.sep_id)
 
     def patch_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        bb = self.backbone
-        frozen = self.token_layer + 1 <= bb.first_trained
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not (frozen and bb.skip_frozen_grad)):
-            return bb.hidden_states(x, self.token_layer + 1)
+        return self.backbone.hidden_states(x, self.token_layer + 1)
 
     # Without gradients, group sequences are run in buckets of similar length (multiples of this
     # many tokens) instead of all padded to the batch's largest group: with groups of up to 24 of 32
@@ -432,10 +429,7 @@ class TextAdapter(BackboneAdapter):
         seq_pos = torch.cat([torch.zeros_like(sep_pos).unsqueeze(1), idx, sep_pos.unsqueeze(1)], dim=1)
         kept = weight > 0
         valid = torch.cat([kept.new_ones(r, 1), kept, has_sep.unsqueeze(1)], 1)
-        frozen = bb.first_trained
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not bb.skip_frozen_grad):
-            h = bb.bert.embeddings(input_ids=seq_ids, position_ids=seq_pos, token_type_ids=torch.zeros_like(seq_ids))
-            h = bb.run_layers(h, valid, 0, frozen)
+        h = bb.frozen_states(seq_ids, valid, position_ids=seq_pos)
         # Straight-through: a kept token enters the fine-tuned layers at full strength (1 + w - w = 1: the
         # backbone reads the group exactly as it reads a sentence of those tokens), while GroupGen gets the
         # gradient it would get from scaling by its weight w.  Scaling by w itself (as the ViT adapter
@@ -443,7 +437,7 @@ class TextAdapter(BackboneAdapter):
         hard = kept.to(weight.dtype) + weight - weight.detach()
         scale = torch.cat([weight.new_ones(r, 1), hard, weight.new_ones(r, 1)], 1)
         h = h * scale.unsqueeze(-1)
-        h = bb.run_layers(h, valid, frozen, bb.num_layers)
+        h = bb.run_layers(h, valid, bb.first_trained, bb.num_layers)
         return bb.pool_head(h, valid)
 
     def pixel_masks(self, masks: torch.Tensor, size=None) -> torch.Tensor:

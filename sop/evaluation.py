@@ -55,7 +55,7 @@ from .localisation import METRICS as LOCALISATION_METRICS
 from .localisation import ground_truth_masks, localisation_scores
 from .methods import list_methods
 from .model import SOPModel
-from .tasks import get_task
+from .tasks import get_task, target_value
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def classification_statistics(model: SOPModel, split: Split, backbone: nn.Module
     uses); patches per used group (patch mask > 0) and pixels per used group; the share of
     the image the used groups cover; with a `backbone`, its accuracy and the fidelity
     (share of inputs where SOP predicts the backbone's class).  Training records a
-    subset (`Task.recorded`), the report another (`REPORT_STATISTICS`).
+    subset (`Task.recorded`), the report another (`Task.report_keys`).
     """
     model.eval()
     n = correct = bb_correct = agree = 0
@@ -128,27 +128,11 @@ def classification_statistics(model: SOPModel, split: Split, backbone: nn.Module
     return stats
 
 
-# The statistics the report's "model" section holds, in this order.
-REPORT_STATISTICS = ("samples", "accuracy", "groups_used", "num_groups", "pixels_per_group", "image_pixels",
-                     "selected_fraction", "grid", "backbone_accuracy", "fidelity")
-# Regression (sop.regression): R2 and RMSE per parameter in physical units, for SOP and the twin;
-# fidelity = mean over parameters of the R2 of SOP's predictions against the twin's.
-REGRESSION_REPORT_STATISTICS = ("samples", "r2", "rmse", "r2_mean", "backbone_r2", "backbone_rmse",
-                                "backbone_r2_mean", "fidelity_r2", "groups_used", "num_groups", "pixels_per_group",
-                                "image_pixels", "selected_fraction", "grid", "fidelity")
-
-
 def model_statistics(model: SOPModel, backbone: nn.Module | None, split: Split, batch_size: int = 128) -> dict:
-    """Accuracy, backbone accuracy, fidelity and sparsity over the whole split (the report's subset)."""
+    """The report's statistics over the whole split (`Task.report_keys`: accuracy or R2 and RMSE,
+    the twin's, fidelity and sparsity)."""
     stats = sop_statistics(model, split, backbone, batch_size)
-    keys = REPORT_STATISTICS if "accuracy" in stats else REGRESSION_REPORT_STATISTICS
-    return {k: stats[k] for k in keys if k in stats}
-
-
-def _label(label):
-    """A class index as an int; regression targets (physical units) as a list."""
-    t = torch.as_tensor(label)
-    return int(t) if t.numel() == 1 and not t.is_floating_point() else t.reshape(-1).tolist()
+    return {k: stats[k] for k in get_task(model.config.task).report_keys if k in stats}
 
 
 def sample_indices(total: int, n: int, seed: int = 0) -> list[int]:
@@ -286,7 +270,7 @@ def evaluate(model: SOPModel, backbone: nn.Module | None, split: Split, settings
             gt = torch.from_numpy(decisive[i])
             positives += 1
         for rec in score_input(model, explained, x.unsqueeze(0), methods, s, gt=gt, progress=progress):
-            records.append(dict(index=int(i), label=_label(label), **rec))
+            records.append(dict(index=int(i), label=target_value(label), **rec))
     log.debug("model statistics over the %d inputs of the split", len(split.dataset))
     stats = model_statistics(model, backbone, split)
     accuracy = {"sop": stats.get("accuracy"),   # None for regression: its report has R2 and RMSE instead

@@ -27,11 +27,15 @@ and what training and the reports need (small dispatches, so `sop.train`,
 * ``batch_metric(outputs, targets)`` -- summed over a batch, shown as ``train_<metric>``;
 * ``validation_score(model, split, device)`` -- higher is better, picks the best epoch
   (recorded as ``<val_metric>``);
-* ``config_fields(train)`` / ``training_split(split, config)`` -- what the checkpoint
+* ``config_fields(train)`` / ``training_split(split, fields)`` -- what the checkpoint
   must remember about the targets, and the targets training sees;
 * ``test_report(model, split, config, device)`` -- the twin's test figures;
 * ``statistics(model, split, backbone)`` -- the SOP model's test statistics
-  (``recorded``: the ones a checkpoint keeps).
+  (``recorded``: the ones a checkpoint keeps);
+
+and, as attributes, what `sop evaluate`'s report shows (``report_keys``) and what
+`sop verify` recomputes (``compared_keys``, ``compared_twin_metrics``) and to which
+relative tolerance (``verify_tolerance``), so that neither module switches on a task name.
 
 "classification": cross-entropy, accuracy.  "regression" (e.g. weak-lensing Omega_m and
 sigma_8, `sop.regression`): MSE on standardised targets, R^2 and RMSE per parameter in
@@ -77,6 +81,13 @@ class Task(ABC):
     metric: str = "acc"                # training: train_<metric> (a mean over the epoch)
     val_metric: str = "val_acc"        # training: the validation score's name
     recorded: tuple[str, ...] = ()     # the test statistics a trained checkpoint records
+    report_keys: tuple[str, ...] = ()  # the statistics `sop evaluate`'s report shows, in this order
+    compared_keys: tuple[str, ...] = ()   # the recorded test statistics `sop verify` recomputes
+    # `sop verify`: the twin's test figures (keys of `test_report`) it recomputes; the SOP checkpoint
+    # records them as "backbone_<key>", rounded (`sop.train.recorded_value`).
+    compared_twin_metrics: tuple[str, ...] = ()
+    # `sop verify`'s relative tolerance between a recorded and a recomputed statistic.
+    verify_tolerance: float = 0.0
 
     @abstractmethod
     def default_target(self, output: torch.Tensor):
@@ -102,8 +113,9 @@ class Task(ABC):
         """SOPConfig fields learned from the training split (none for classification)."""
         return {}
 
-    def training_split(self, split, config):
-        """The split as training sees it (regression: standardised targets)."""
+    def training_split(self, split, fields: dict):
+        """The split as training sees it, given `fields` = `config_fields(train)` (regression:
+        targets standardised by the training split's statistics)."""
         return split
 
     def describe(self, output: torch.Tensor, names: Sequence[str]) -> str:
@@ -137,6 +149,13 @@ def get_task(name: str) -> Task:
     except (KeyError, TypeError):
         raise ConfigError(f"unknown task {name!r}; known: {', '.join(list_tasks())}",
                           field="task") from None
+
+
+def target_value(target) -> int | list[float]:
+    """A target as plain Python (for reports and JSON): a class index as an int, a regression
+    target (real values, physical units) as a list."""
+    t = torch.as_tensor(target)
+    return int(t) if t.numel() == 1 and not t.is_floating_point() else t.reshape(-1).tolist()
 
 
 def _per_input(target, outputs: torch.Tensor) -> torch.Tensor:
@@ -173,6 +192,12 @@ class ClassificationTask(Task):
         return f"{text} (p = {p:.3f})"
 
     recorded = ("accuracy", "groups_used", "patches_per_group", "num_patches", "fidelity")
+    report_keys = ("samples", "accuracy", "groups_used", "num_groups", "pixels_per_group", "image_pixels",
+                   "selected_fraction", "grid", "backbone_accuracy", "fidelity")
+    # Counts over the same split: the same weights and data give exactly the same figures.
+    compared_keys = ("accuracy", "fidelity", "groups_used", "patches_per_group")
+    compared_twin_metrics = ("test_accuracy",)
+    verify_tolerance = 0.0
 
     def default_target(self, output: torch.Tensor) -> int:
         return int(output.argmax())
@@ -204,6 +229,15 @@ class RegressionTask(Task):
     metric, val_metric = "mse", "val_r2"
     recorded = ("r2", "rmse", "r2_mean", "backbone_r2", "backbone_rmse", "fidelity_r2", "fidelity", "groups_used",
                 "patches_per_group", "num_patches", "selected_fraction")
+    # R2 and RMSE per parameter in physical units, for SOP and the twin; fidelity = mean over
+    # parameters of the R2 of SOP's predictions against the twin's.
+    report_keys = ("samples", "r2", "rmse", "r2_mean", "backbone_r2", "backbone_rmse", "backbone_r2_mean",
+                   "fidelity_r2", "groups_used", "num_groups", "pixels_per_group", "image_pixels",
+                   "selected_fraction", "grid", "fidelity")
+    compared_keys = ("r2", "rmse", "backbone_r2", "backbone_rmse", "fidelity", "groups_used", "patches_per_group")
+    # R2 and RMSE are float sums over the split, which move in the 8th digit with the CPU kernels and
+    # thread count (pinned training vs an unpinned check).
+    verify_tolerance = 1e-6
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(outputs, targets.to(outputs.dtype))
@@ -249,6 +283,12 @@ class RegressionTask(Task):
         from .regression import target_fields
         return target_fields(train)
 
-    def training_split(self, split, config):
-        from .regression import standardised_split
-        return standardised_split(split, config)
+    def training_split(self, split, fields: dict):
+        """The split with its targets standardised by `fields`' target_mean and target_std (what the
+        model is trained to output; `sop.regression.standardise` does the same from a config)."""
+        from torch.utils.data import TensorDataset
+        from .data import Split
+        x, y = split.dataset.tensors
+        mean = torch.tensor(fields["target_mean"], dtype=torch.float64)
+        std = torch.tensor(fields["target_std"], dtype=torch.float64)
+        return Split(TensorDataset(x, ((y.double() - mean) / std).to(torch.float32)), split.info)

@@ -259,19 +259,26 @@ class TextClassifier(nn.Module):
         emb = (h * w).sum(1) / w.sum(1).clamp(min=1)
         return emb, self.head(emb)
 
+    def frozen_states(self, ids: torch.Tensor, valid: torch.Tensor, stop: int | None = None,
+                      position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Embed `ids` and run encoder layers 0 .. `stop` - 1 (default: the frozen ones), attending
+        only `valid` positions.  While training, layers that are all frozen run without autograd:
+        nothing there to learn.  `position_ids` (default 0..S-1): a group's tokens keep the
+        positions they have in their sentence."""
+        stop = self.first_trained if stop is None else stop
+        all_frozen = stop <= self.first_trained
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not (all_frozen and self.skip_frozen_grad)):
+            h = self.bert.embeddings(input_ids=ids, position_ids=position_ids, token_type_ids=torch.zeros_like(ids))
+            return self.run_layers(h, valid, 0, stop)
+
     def hidden_states(self, ids: torch.Tensor, stop: int) -> torch.Tensor:
         """The token states after encoder layer `stop` - 1 (the whole sentence attended)."""
-        valid = ids != PAD_ID
-        h = self.bert.embeddings(input_ids=ids)
-        return self.run_layers(h, valid, 0, stop)
+        return self.frozen_states(ids, ids != PAD_ID, stop)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         valid = ids != PAD_ID
-        frozen = self.first_trained
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.skip_frozen_grad):
-            h = self.bert.embeddings(input_ids=ids)
-            h = self.run_layers(h, valid, 0, frozen)
-        h = self.run_layers(h, valid, frozen, self.num_layers)
+        h = self.frozen_states(ids, valid)
+        h = self.run_layers(h, valid, self.first_trained, self.num_layers)
         return self.pool_head(h, valid)[1]
 
 

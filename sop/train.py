@@ -418,8 +418,7 @@ def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", bac
                  resume=resume)
     task = get_task(get_dataset(preset["dataset"]).task)
     pair.targets = task.config_fields(splits["train"])
-    target_cfg = SOPConfig(backbone="-", num_classes=info.num_classes, **pair.targets)
-    pair.fitting = {k: task.training_split(splits[k], target_cfg) for k in ("train", "val")}
+    pair.fitting = {k: task.training_split(splits[k], pair.targets) for k in ("train", "val")}
     backbone, bb_report = _backbone_stage(pair, backbone_ckpt)
     metrics = _sop_stage(pair, backbone, bb_report, started)
     if d.world > 1:
@@ -434,6 +433,14 @@ def _state_stage(path: Path) -> str:
         return json.loads(f.metadata()["train_state"])["stage"]
 
 
+RECORDED_DIGITS = 5   # a checkpoint's training metrics keep this many decimals
+
+
+def recorded_value(v):
+    """A metric as a checkpoint header records it (floats rounded to RECORDED_DIGITS decimals)."""
+    return round(v, RECORDED_DIGITS) if isinstance(v, float) else v
+
+
 def _public(report: dict) -> dict:
     """Metrics worth keeping in a checkpoint header (the per-epoch history is too)."""
-    return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in report.items()}
+    return {k: recorded_value(v) for k, v in report.items()}

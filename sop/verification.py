@@ -22,14 +22,9 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError
+from .tasks import get_task
 
 log = logging.getLogger(__name__)
-
-COMPARED = ("accuracy", "fidelity", "groups_used", "patches_per_group")
-# Regression: per-parameter R2 and RMSE (SOP and twin, physical units), the fidelity R2 and the sparsity.
-REGRESSION_TOLERANCE = 1e-6
-REGRESSION_COMPARED = ("r2", "rmse", "backbone_r2", "backbone_rmse", "fidelity", "groups_used", "patches_per_group")
-
 
 def _flat(stats: dict, keys) -> dict[str, float | None]:
     """{key: value}, a per-parameter dict spread out as "key name" (e.g. "r2 Omega_m")."""
@@ -47,9 +42,7 @@ class Verdict:
     weights_identical: bool | None = None                   # None: weights not compared (quick)
     max_weight_diff: float | None = None
     notes: list[str] = field(default_factory=list)
-    # Relative tolerance: 0 (exact) for classification; regression's R2 and RMSE are float sums over
-    # the split, which move in the 8th digit with the CPU kernels and thread count (pinned training
-    # vs an unpinned check), so they are compared to 1e-6.
+    # Relative tolerance (`Task.verify_tolerance`): 0 (exact) for classification.
     tolerance: float = 0.0
 
     @property
@@ -84,39 +77,44 @@ def _fmt(v) -> str:
 
 
 def recorded_metrics(cfg) -> dict[str, float | None]:
+    """What training recorded: the task's compared test statistics (`Task.compared_keys`) and the
+    twin's test figures (`Task.compared_twin_metrics`, recorded as "backbone_test_<name>")."""
+    task = get_task(cfg.task)
     m = cfg.training.get("metrics", {})
-    test = m.get("test", {})
-    if cfg.task != "classification":
-        return _flat(test, REGRESSION_COMPARED)
-    out = {k: test.get(k) for k in COMPARED}
-    out["backbone_accuracy"] = m.get("backbone_test_accuracy")
+    out = _flat(m.get("test", {}), task.compared_keys)
+    out.update({_twin_name(k): m.get(f"backbone_{k}") for k in task.compared_twin_metrics})
     return out
 
 
+def _twin_name(key: str) -> str:
+    """"test_accuracy" -> "backbone_accuracy" (the name the statistics give the twin's figure)."""
+    return "backbone_" + key.removeprefix("test_")
+
+
 def recompute_metrics(sop_path: Path, backbone_path: Path | None = None) -> dict[str, float | None]:
-    """The test metrics `train_pair` records, recomputed from the checkpoint(s) on disk."""
+    """The test metrics `train_pair` records, recomputed from the checkpoint(s) on disk the way
+    training computed them (the twin's figures by `Task.test_report`, rounded as recorded)."""
     from .checkpoint import load_pair
     from .data import load_split
     from .evaluation import sop_statistics
-    from .train import evaluate_accuracy
+    from .train import recorded_value
     model, backbone, _ = load_pair(sop_path, backbone_path)
     cfg = model.config
+    task = get_task(cfg.task)
     split = load_split(cfg.dataset, "test", img_size=cfg.img_size, seed=int(cfg.training.get("seed", 0)))
     log.debug("recomputing the test metrics of %s on %d inputs", Path(sop_path).name, len(split.dataset))
-    stats = sop_statistics(model, split, backbone)
-    if cfg.task != "classification":
-        return _flat(stats, REGRESSION_COMPARED)
-    out = {k: stats.get(k) for k in COMPARED}
-    out["backbone_accuracy"] = evaluate_accuracy(backbone, split) if backbone is not None else None
+    out = _flat(sop_statistics(model, split, backbone), task.compared_keys)
+    twin = task.test_report(backbone, split, cfg) if backbone is not None and task.compared_twin_metrics else {}
+    out.update({_twin_name(k): recorded_value(twin[k]) if k in twin else None for k in task.compared_twin_metrics})
     return out
 
 
 def quick(sop_path, backbone_path=None) -> Verdict:
     from .checkpoint import read_config
-    rec = recorded_metrics(read_config(sop_path))
+    cfg = read_config(sop_path)
+    rec = recorded_metrics(cfg)
     new = recompute_metrics(Path(sop_path), backbone_path)
-    tolerance = 0.0 if read_config(sop_path).task == "classification" else REGRESSION_TOLERANCE
-    return Verdict(str(sop_path), {k: (rec[k], new.get(k)) for k in rec}, tolerance=tolerance)
+    return Verdict(str(sop_path), {k: (rec[k], new.get(k)) for k in rec}, tolerance=get_task(cfg.task).verify_tolerance)
 
 
 def compare_weights(a: Path, b: Path) -> tuple[bool, float]:

@@ -70,6 +70,23 @@ def test_predictions_come_back_in_physical_units_and_round_trip(trained, tmp_pat
     assert r2[0] == pytest.approx(1 - 1 / (14 / 3)) and rmse[0] == pytest.approx(np.sqrt(1 / 3))
 
 
+
+def test_training_sees_targets_standardised_by_the_recorded_statistics(trained):
+    """The task standardises from the training split's statistics directly (no config needed), exactly
+    as the checkpoint's recorded target_mean / target_std standardise."""
+    from sop.regression import standardise
+    from sop.tasks import get_task
+    _, sop_path, _ = trained
+    cfg = sop.read_config(sop_path)
+    train = L.load_lensing_split("train", settings=TINY, cache_dir=sop_path.parent / "cache")
+    task = get_task("regression")
+    fields = task.config_fields(train)
+    assert fields["target_mean"] == cfg.target_mean and fields["target_std"] == cfg.target_std
+    seen = task.training_split(train, fields).dataset.tensors[1]
+    assert torch.equal(seen, standardise(train.dataset.tensors[1], cfg))
+    assert seen.double().mean(0).abs().max() < 1e-5 and (seen.double().std(0, unbiased=False) - 1).abs().max() < 1e-5
+    assert get_task("classification").training_split(train, {}) is train
+
 def test_regression_curves_score_the_distance_to_the_full_input_prediction(trained):
     from sop.explainers import explain
     from sop.faithfulness import insertion_deletion

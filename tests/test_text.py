@@ -79,6 +79,43 @@ def test_whole_sentence_group_equals_the_backbone(text_model, ids):
         torch.testing.assert_close(logits[:, 0], text_model.backbone(ids), atol=1e-5, rtol=1e-5)
 
 
+def test_bucketed_group_passes_match_the_single_padded_pass(text_model, ids):
+    """Without gradients the group passes run in length buckets; they must give what one pass over
+    all groups padded to the largest gives (the path used with gradients, i.e. in training)."""
+    gen = torch.Generator().manual_seed(0)
+    masks = torch.rand(3, 6, L, generator=gen) * (torch.rand(3, 6, L, generator=gen) < 0.5)
+    masks[0, 0] = 0.0                                         # an empty group
+    masks[1, 1] = 1.0                                         # a whole-sentence group
+    masks[2, 2] = 0.0
+    masks[2, 2, 3] = 0.7                                      # a one-token group
+    runs = []
+    run_groups = text_model.adapter._run_groups
+    text_model.adapter._run_groups = lambda *a: runs.append(a[3]) or run_groups(*a)
+    try:
+        with torch.no_grad():
+            emb_b, logits_b = text_model.adapter.forward_groups(ids, masks)
+        bucket_runs = list(runs)
+        with torch.enable_grad():
+            emb_1, logits_1 = text_model.adapter.forward_groups(ids, masks)
+    finally:
+        del text_model.adapter._run_groups
+    assert len(bucket_runs) > 1 and len(runs) == len(bucket_runs) + 1 and min(bucket_runs) < runs[-1]
+    torch.testing.assert_close(logits_b, logits_1.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(emb_b, emb_1.detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_bucketed_passes_leave_the_shipped_text_default_unchanged():
+    model = sop.load("assets/models/reviews_sop.safetensors").eval()
+    x = load_split("reviews", "test", img_size=model.config.img_size).dataset.tensors[0][:24]
+    with torch.no_grad():
+        fast = model(x)
+    with torch.enable_grad():
+        slow = model(x)
+    assert ((fast.group_masks > 0).sum(-1) < (fast.group_masks > 0).sum(-1).max()).any()   # unequal groups
+    torch.testing.assert_close(fast.group_logits, slow.group_logits.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast.logits, slow.logits.detach(), atol=1e-5, rtol=1e-5)
+
+
 def test_bad_token_input_is_refused(text_model):
     with pytest.raises(InputError, match="shape"):
         text_model(torch.zeros(2, L + 1, dtype=torch.long))

@@ -24,6 +24,18 @@ def test_quick_verify_recomputes_the_recorded_metrics_of_both_defaults(embedded,
         assert v.metrics["accuracy"][1] == sop.read_config(embedded[name].sop_path).training["metrics"]["test"]["accuracy"]
 
 
+
+def test_quick_verify_of_the_text_default_compares_every_recorded_metric():
+    """The reviews default (MiniLM): its SOP statistics and its twin's accuracy, recorded rounded to
+    5 decimals (`sop.train.recorded_value`), are recomputed from the shipped weights and compared."""
+    path = ROOT / "assets" / "models" / "reviews_sop.safetensors"
+    recorded = sop.read_config(path).training["metrics"]
+    v = quick(path)
+    assert set(v.metrics) == {"accuracy", "fidelity", "groups_used", "patches_per_group", "backbone_accuracy"}
+    assert v.metrics["backbone_accuracy"][0] == recorded["backbone_test_accuracy"]
+    assert all(a is not None and b is not None for a, b in v.metrics.values()), v.format()
+    assert v.metrics_identical and v.verdict.startswith("OK"), v.format()
+
 def test_quick_verify_notices_a_tampered_record(embedded, tmp_path):
     from safetensors.torch import load_file, save_file
     src = embedded["parts"]

@@ -265,7 +265,7 @@ def _compare(lm: LoadedModel, ti: TextInput) -> None:
             text_compute.curves(lm, ti.ids, ti.key, "sop", mode)
     if baselines_missing and st.button(f"Compute {', '.join(text_compute.label(m) for m in baselines_missing)}",
                                        key="text_compute_baselines", type="primary", icon=":material/play_arrow:",
-                                       help="Each takes one to a few seconds (LIME and KernelSHAP: 200 perturbed "
+                                       help="Each takes from under a second (Occlusion) to about ten (LIME: 200 perturbed "
                                             "sentences each)."):
         bar = st.progress(0.0, text="Computing the baselines…")
         for i, m in enumerate(baselines_missing):

@@ -192,3 +192,30 @@ def test_mistakes_page_lists_misclassified_sentences_and_opens_one():
     run(at)   # st.switch_page: this run is the Explain page
     assert any(f"test sample \\#{i}" in m.value for m in at.markdown)
     assert metric(at, "Predicted class") == lib().config.class_names[int(preds[0])]
+
+
+def test_text_export_json_and_figure_hold_the_library_values():
+    import io
+    import json
+    from PIL import Image
+    from explorer import text_export
+    from explorer.models import load_spec, spec_for_embedded
+    from explorer.text_inputs import typed_input
+    lm = load_spec(spec_for_embedded("reviews"))
+    ti = typed_input(lm, SENTENCE)
+    ids, sx = lib_sentence(SENTENCE)
+    assert torch.equal(ti.ids, ids)
+    curves = {"token": token_insertion_deletion(lib(), ids, attribution=sx.attribution()),
+              "grouped": token_insertion_deletion(lib(), ids, groups=sx.masks, scores=sx.scores, mode="grouped")}
+    record = json.loads(text_export.to_json(text_export.text_record(lm, ti, sx, curves)))
+    assert record["prediction"]["class_index"] == sx.prediction
+    assert record["input"]["text"] == SENTENCE and record["input"]["tokens"][0] == "[CLS]"
+    assert [g["group"] for g in record["groups"]] == sx.order
+    for g in record["groups"]:
+        assert g["score"] == pytest.approx(float(sx.scores[g["group"]]), abs=1e-6)
+        assert g["words"] == [sx.tokens[p] for p in g["positions"]]
+    for mode in ("token", "grouped"):
+        for kind in ("insertion", "deletion"):
+            assert record["curves"][mode][kind]["auc"] == pytest.approx(curves[mode][kind].auc, abs=1e-6)
+    img = Image.open(io.BytesIO(text_export.text_figure_png(lm, ti, sx, dpi=100)))
+    assert img.format == "PNG" and img.width == 1100 and img.height > 100

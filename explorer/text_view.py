@@ -31,11 +31,15 @@ def _shown(tokens: Sequence[str], content: np.ndarray) -> list[int]:
 
 
 def _render(tokens, content, style_of, title_of, cls_of) -> str:
-    spans = []
+    words: list[list[str]] = []      # the pieces of one word stay on one line
     for p, text, glued in _pieces(tokens, _shown(tokens, content)):
-        spans.append(_TOKEN.format(cls=cls_of(p), title=html.escape(title_of(p), quote=True), gap=0 if glued else 4,
-                                   style=style_of(p), text=html.escape(text)))
-    return _BOX.format("".join(spans))
+        span = _TOKEN.format(cls=cls_of(p), title=html.escape(title_of(p), quote=True), gap=0 if glued else 4,
+                             style=style_of(p), text=html.escape(text))
+        if glued:
+            words[-1].append(span)
+        else:
+            words.append([span])
+    return _BOX.format("".join(f'<span class="word" style="white-space:nowrap">{"".join(w)}</span>' for w in words))
 
 
 def groups_html(tokens: Sequence[str], content: np.ndarray, owner: np.ndarray, scores: np.ndarray,

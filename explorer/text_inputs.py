@@ -23,6 +23,7 @@ from .models import LoadedModel
 
 SOURCES = ("Dataset sample", "Type a sentence")
 DEFAULT_TEXT = "the film was not bad at all, but the delivery was slow"
+MAX_TYPED_CHARS = 5000          # far beyond the model's 32 tokens; keeps a pasted book out of the tokenizer
 
 
 @dataclass
@@ -158,7 +159,7 @@ def _sample_picker(lm: LoadedModel) -> TextInput | None:
 def _typed_picker(lm: LoadedModel) -> TextInput | None:
     if not isinstance(st.session_state.get("typed_text"), str):
         st.session_state["typed_text"] = DEFAULT_TEXT
-    text = st.text_area("Sentence", key="typed_text", persist_state="session", height=110,
+    text = st.text_area("Sentence", key="typed_text", persist_state="session", height=110, max_chars=MAX_TYPED_CHARS,
                         help=f"Any English sentence. The model reads at most {length_of(lm)} tokens "
                              "([CLS] and [SEP] included); longer text is cut.")
     try:

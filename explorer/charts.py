@@ -102,15 +102,16 @@ def clickable_image(img: np.ndarray, owner: np.ndarray, scores: np.ndarray, *, s
 
 
 def curves_figure(curves: dict[str, Curve], *, step: int | None = None, title: str = "",
-                  height: int = 300, compact: bool = False) -> go.Figure:
-    """Insertion (green) and deletion (red) curves; each point is clickable (customdata = step)."""
+                  height: int = 300, compact: bool = False, unit: str = "pixels") -> go.Figure:
+    """Insertion (green) and deletion (red) curves; each point is clickable (customdata = step).
+    `unit`: what the x axis counts ("pixels"; "tokens" for text)."""
     fig = go.Figure()
     for kind, colour in (("insertion", INSERTION), ("deletion", DELETION)):
         c = curves[kind]
         fig.add_trace(go.Scatter(
             x=c.fractions, y=c.scores, mode="lines+markers", name=f"{kind} (AUC {c.auc:.3f})",
             line=dict(color=colour, width=2.5), marker=dict(size=7), customdata=[[k] for k in range(len(c.scores))],
-            hovertemplate=f"{kind}<br>step %{{customdata[0]}}: %{{x:.0%}} of pixels<br>p = %{{y:.3f}}<extra></extra>"))
+            hovertemplate=f"{kind}<br>step %{{customdata[0]}}: %{{x:.0%}} of {unit}<br>p = %{{y:.3f}}<extra></extra>"))
     if step is not None:
         x = float(curves["insertion"].fractions[min(step, len(curves["insertion"].fractions) - 1)])
         fig.add_vline(x=x, line=dict(color="#6b7280", dash="dot", width=1.5))
@@ -122,7 +123,7 @@ def curves_figure(curves: dict[str, Curve], *, step: int | None = None, title: s
         _layout(fig, height, showlegend=False)
         fig.update_layout(margin=dict(l=4, r=4, t=8, b=4))
         return fig
-    fig.update_xaxes(title_text="fraction of pixels inserted / deleted")
+    fig.update_xaxes(title_text=f"fraction of {unit} inserted / deleted")
     fig.update_yaxes(title_text=title or "probability of the explained class")
     return _layout(fig, height, clickmode="event+select", legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
 

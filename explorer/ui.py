@@ -193,8 +193,10 @@ def _model_summary(lm: LoadedModel) -> None:
     cfg = lm.config
     metrics = cfg.training.get("metrics", {}) if isinstance(cfg.training, dict) else {}
     acc = metrics.get("test", {}).get("accuracy") if isinstance(metrics.get("test"), dict) else None
+    size = (f"up to {cfg.img_size[-1]} tokens" if views.kind_of_model(lm) == "text"
+            else f"{cfg.img_size[0]}×{cfg.img_size[1]}×{cfg.in_chans}")
     bits = [f"**{plain(cfg.dataset or 'unknown dataset')}**", f"{len(cfg.class_names)} classes",
-            f"{cfg.num_groups} groups", f"{cfg.img_size[0]}×{cfg.img_size[1]}×{cfg.in_chans}"]
+            f"{cfg.num_groups} groups", size]
     if acc is not None:
         bits.append(f"test accuracy {acc:.1%}")
     st.caption(" · ".join(bits))

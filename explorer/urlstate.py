@@ -31,7 +31,9 @@ PARAMS = {
     "methods": "compare_methods",
     "cell": "mistake_cell",      # "<true>,<pred>" (Mistakes)
     "example": "mistake_example",  # test-split index of the opened mistake
+    "text": "url_text",          # a typed sentence (text models; with input=typed), at most MAX_TEXT_CHARS
 }
+MAX_TEXT_CHARS = 500             # a link stays short enough for every browser and chat client
 _INT_PARAMS = {"group", "steps", "step", "example"}
 _LIST_PARAMS = {"methods"}
 _BOOL_PARAMS = {"fine"}     # "1" / "true" / "on" -> True, "0" / "false" / "off" -> False
@@ -39,6 +41,8 @@ _BOOL_PARAMS = {"fine"}     # "1" / "true" / "on" -> True, "0" / "false" / "off"
 
 def parse(name: str, raw: str):
     """A query parameter's value in the type the session state holds (None if invalid)."""
+    if name == "text":             # typed text: kept as typed (not stripped), cut to the link's limit
+        return raw[:MAX_TEXT_CHARS] if raw.strip() else None
     raw = raw.strip()
     if name in _INT_PARAMS:
         try:

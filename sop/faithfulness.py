@@ -425,3 +425,106 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, explanation: Explanati
                              auc=auc(fractions, scores), target=_class_index(target), removal=removal,
                              inputs=inputs[i * n:(i + 1) * n].clone() if keep_inputs else None)
     return curves
+
+
+# --------------------------------------------------------------------------- text: curves over tokens
+#
+# The same curves over a sentence (1, L) of token ids (sop.text).  What changes:
+# * a removed token is *dropped*: its id becomes [PAD] = 0, which the text models mask out of
+#   attention (the removal `sop.text_eval` uses for LIME, KernelSHAP, IG and occlusion);
+# * only content tokens move: [CLS], [SEP] and padding are in every perturbed input;
+# * the x axis is the fraction of the sentence's T content tokens inserted / deleted;
+# * ``mode="token"`` moves one token per step (T steps), ranked by the attribution (descending,
+#   ties in sentence order); ``mode="grouped"`` moves SOP's scored groups one per step by
+#   decreasing score (tokens already moved not counted twice), then the rest; a per-token
+#   method in grouped mode moves chunks of its ranking of `group_sizes` tokens (SOP's step
+#   sizes on this sentence, `token_group_sizes`) so the x positions match SOP's.
+# The AUC is the same trapezoid rule (`auc`), in [0, 1] for class probabilities.
+
+TOKEN_MODES = ("token", "grouped")
+
+
+def _content_positions(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    from .text_eval import content_mask
+    return content_mask(model, ids)[0]
+
+
+def token_order(attribution, content: torch.Tensor) -> torch.Tensor:
+    """Positions (L,), content tokens first by decreasing attribution (ties: sentence order)."""
+    a = torch.as_tensor(np.asarray(attribution, dtype=np.float64)).reshape(-1).clone()
+    a[~content] = -np.inf
+    return pixel_order(a.view(1, -1), None)
+
+
+def _text_explanation(attribution, groups, scores, content: torch.Tensor) -> Explanation:
+    """An `Explanation` over the (1, L) token row, so the image code's group unions apply as they are."""
+    attr = torch.as_tensor(np.asarray(attribution, dtype=np.float32)).reshape(1, -1)
+    g = s = None
+    if groups is not None and scores is not None:
+        g = torch.as_tensor(np.asarray(groups, dtype=np.float32)).unsqueeze(1) * content.view(1, 1, -1)
+        s = torch.as_tensor(np.asarray(scores, dtype=np.float64))
+    return Explanation(method="text", attribution=attr, target=-1, seconds=0.0, groups=g, scores=s)
+
+
+def token_group_sizes(groups, scores, content: torch.Tensor) -> list[int]:
+    """Content tokens each grouped step of SOP's explanation adds (its scored groups only)."""
+    return group_sizes_of(_text_explanation(np.zeros(len(content)), groups, scores, content))
+
+
+def token_sets(content: torch.Tensor, mode: str, attribution=None, groups=None, scores=None,
+               group_sizes: Sequence[int] | None = None) -> torch.Tensor:
+    """(S+1, L) bool: the content tokens inserted (or deleted) after each step; first none, last all."""
+    t = int(content.sum())
+    size = (1, len(content))
+    if mode == "grouped" and groups is not None and scores is not None:
+        exp = _text_explanation(np.zeros(len(content)), groups, scores, content)
+        sets = [torch.zeros(size, dtype=torch.bool)] + _scored_unions(exp)
+        if int(sets[-1].sum()) < t:
+            sets.append(content.view(size))
+        return torch.stack(sets).view(len(sets), -1)
+    if attribution is None:
+        raise InputError("a token curve needs an attribution (or, grouped, SOP's groups and scores)")
+    if mode == "token":
+        counts = list(range(t + 1))
+    elif mode == "grouped":
+        counts = [0]
+        for s in group_sizes or [t]:
+            if s > 0 and counts[-1] < t:
+                counts.append(min(t, counts[-1] + int(s)))
+        if counts[-1] < t:
+            counts.append(t)
+    else:
+        raise InputError(f"mode must be one of {', '.join(TOKEN_MODES)}, not {mode!r}")
+    return sets_from_order(token_order(attribution, content), counts, size).view(len(counts), -1)
+
+
+def token_insertion_deletion(model: nn.Module, ids: torch.Tensor, *, attribution=None, groups=None, scores=None,
+                             mode: str = "token", group_sizes: Sequence[int] | None = None,
+                             target: int | None = None, batch_size: int = 64) -> dict[str, Curve]:
+    """Insertion and deletion curves of a token attribution (L,) -- or, grouped, of SOP's groups
+    (G, L) with their scores (G,) -- on `model` at one sentence `ids` (1, L).  See the text notes
+    above.  Each Curve keeps its perturbed token ids in `inputs` ((S+1, L): `Curve.input_at(step)`)."""
+    if ids.ndim != 2 or ids.shape[0] != 1:
+        raise InputError(f"token curves take one sentence of shape (1, L), got {tuple(ids.shape)}")
+    content = _content_positions(model, ids)
+    if not bool(content.any()):
+        raise InputError("the sentence has no content token to insert or delete")
+    sets = token_sets(content, mode, attribution, groups, scores, group_sizes)
+    n = len(sets)
+    fractions = sets.double().sum(1).numpy() / float(content.sum())
+    inserted = sets | ~content                       # insertion: specials and padding always there
+    deleted = ~(sets & content)                      # deletion: the moved content tokens are gone
+    kept = torch.cat([inserted, deleted])
+    inputs = torch.where(kept, ids[0], torch.zeros((), dtype=ids.dtype))
+    unique, inverse = torch.unique(inputs, dim=0, return_inverse=True)   # shared ends evaluated once
+    with eval_mode(model):
+        outputs = model_outputs(model, unique, batch_size)[inverse]
+    task = get_task(getattr(getattr(model, "config", None), "task", "classification"))
+    if target is None:
+        target = task.default_target(outputs[n])     # deletion's first input is the sentence itself
+    curves = {}
+    for i, kind in enumerate(("insertion", "deletion")):
+        s = task.score(outputs[i * n:(i + 1) * n], target).double().numpy()
+        curves[kind] = Curve(kind=kind, mode=mode, fractions=fractions.copy(), scores=s, auc=auc(fractions, s),
+                             inputs=inputs[i * n:(i + 1) * n].clone(), target=_class_index(target))
+    return curves

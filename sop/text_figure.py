@@ -1,0 +1,72 @@
+"""A text explanation as a figure (matplotlib): the sentence with each scored group's tokens in the
+group's colour (the colours of `sop.visualize.group_colour`, as for images), one row per group
+with its score and what it alone predicts, and the prediction in the title.
+
+    fig = sentence_figure(sx, class_names)          # sx = sop.text_explain.explain_sentence(...)
+    png = figure_bytes(fig, "png")                   # sop.figure.figure_bytes
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .text_explain import SentenceExplanation
+from .visualize import group_colour
+
+
+def _words(sx: SentenceExplanation) -> list[tuple[int, str]]:
+    """(position, text) of the content tokens, word pieces glued to the previous token."""
+    out: list[tuple[int, str]] = []
+    for p in np.flatnonzero(sx.content):
+        t = sx.tokens[p]
+        out.append((int(p), t[2:] if t.startswith("##") and out else t))
+    return out
+
+
+def _draw_row(ax, y: float, sx: SentenceExplanation, colour_of, fontsize: float, x0: float = 0.01) -> None:
+    """One line of the sentence at height y from x0; colour_of(position) -> hex or None."""
+    renderer = ax.figure.canvas.get_renderer()
+    x = x0
+    for p, text in _words(sx):
+        glued = sx.tokens[p].startswith("##")
+        x -= 0.006 if glued else 0.0
+        c = colour_of(p)
+        box = dict(boxstyle="round,pad=0.2", facecolor=c + "55", edgecolor=c) if c else None
+        t = ax.text(x, y, text, fontsize=fontsize, va="center", ha="left", bbox=box,
+                    color="#111827" if c else "#6b7280", transform=ax.transAxes)
+        w = t.get_window_extent(renderer=renderer).transformed(ax.transAxes.inverted()).width
+        x += w + 0.012
+
+
+def sentence_figure(sx: SentenceExplanation, class_names: Sequence[str], *, title: str = "",
+                    true_label: int | None = None, max_groups: int = 8):
+    """The figure: the sentence coloured by group (highest score wins), then each scored group alone."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    used = sx.used[:max_groups] or sx.groups[:1]
+    rows = 1 + len(used)
+    fig = Figure(figsize=(11, 0.9 + 0.55 * rows))
+    FigureCanvasAgg(fig)   # a canvas of its own: text widths are measured while laying out the words
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    pred = sx.prediction
+    head = f"SOP predicts {class_names[pred]} ({sx.probs[pred]:.1%})"
+    if true_label is not None:
+        head += f" · true: {class_names[true_label]}"
+    ax.set_title((title + "\n" if title else "") + head, fontsize=11, loc="left")
+    owner = sx.owner()
+    scored = {g.group for g in used}
+    step = 1.0 / rows
+    y = 1 - step / 2
+    _draw_row(ax, y, sx, lambda p: group_colour(owner[p]) if owner[p] in scored else None, 12)
+    for g in used:
+        y -= step
+        members = set(g.positions)
+        alone = g.alone_probs
+        ax.text(0.01, y, f"group {g.group} · score {g.score:.3f}\nalone: {class_names[int(alone.argmax())]} "
+                         f"{alone.max():.0%}", fontsize=8.5, va="center", ha="left", color=group_colour(g.group),
+                transform=ax.transAxes)
+        _draw_row(ax, y, sx, lambda p, g=g: group_colour(g.group) if p in members else None, 9, x0=0.22)
+    fig.tight_layout()
+    return fig

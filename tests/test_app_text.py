@@ -1,0 +1,221 @@
+"""The explorer's text pages (explorer/text_pages.py) with Streamlit AppTest, against the library on
+the embedded reviews model: typed sentences, groups, isolation, curves over tokens, bad input, shared
+links, Compare and Mistakes."""
+from __future__ import annotations
+
+import html
+import re
+from functools import lru_cache
+
+import numpy as np
+import pytest
+import torch
+
+import sop
+from sop.faithfulness import token_insertion_deletion
+from sop.text_eval import explain_text
+from sop.text_explain import explain_sentence
+from sop.typed_text import encode_typed
+
+from test_app import MODELS, metric, new_app, run, switch, texts
+
+SENTENCE = "the camera was not disappointing , but the staff was rude"
+
+
+@lru_cache(maxsize=None)
+def lib(kind: str = "sop"):
+    return sop.load(MODELS / f"reviews_{kind}.safetensors").eval()
+
+
+def lib_sentence(text: str):
+    ids = encode_typed(text, lib().config.img_size[-1]).ids
+    return ids, explain_sentence(lib(), ids)
+
+
+def typed_app(text: str = SENTENCE, **query):
+    at = run(new_app(**query))
+    at.selectbox(key="model_embedded").set_value("reviews")
+    run(at)
+    at.segmented_control(key="text_source").set_value("Type a sentence")
+    run(at)
+    at.text_area(key="typed_text").input(text)
+    return run(at)
+
+
+def sentence_markup(at) -> str:
+    """The coloured sentence on the Explain page (the first sop-sentence block)."""
+    return next(m.value for m in at.markdown if 'class="sop-sentence"' in m.value)
+
+
+def group_scores_shown(at) -> dict[int, float]:
+    found = {}
+    for m in at.markdown:
+        hit = re.search(r"\*\*Group (\d+)\*\* · score ([0-9.]+)", m.value)
+        if hit:
+            found[int(hit.group(1))] = float(hit.group(2))
+    return found
+
+
+def test_typed_sentence_shows_groups_isolation_and_curves_as_the_library():
+    at = typed_app()
+    ids, sx = lib_sentence(SENTENCE)
+    names = lib().config.class_names
+    assert metric(at, "Predicted class") == names[sx.prediction]
+    scores = group_scores_shown(at)
+    assert len(scores) == lib().config.num_groups
+    for g in sx.groups:
+        assert scores[g.group] == pytest.approx(g.score, abs=5e-4)
+    # each token of a used group is highlighted in the colour of the used group with the largest score x mask
+    markup = sentence_markup(at)
+    used = [g.group for g in sx.used]
+    weight = sx.scores[used, None] * sx.masks[used]                     # (U, L)
+    owner = np.where((sx.masks[used] > 0).any(0), np.array(used)[weight.argmax(0)], -1)
+    for g in used:
+        assert markup.count(f'class="tok g{g}"') == int((owner == g).sum())
+    assert sum(markup.count(f'class="tok g{g}"') for g in used) == int((owner >= 0).sum()) > 0
+    top = sx.used[0]
+    assert sop.visualize.group_colour(top.group) in markup
+    # isolate the top group: what it alone predicts
+    at.button(key=f"text_gallery_{top.group}").click()
+    run(at)
+    assert any(f"**Group {top.group} alone**" in m.value for m in at.markdown)
+    assert f"Alone, this group says **{names[top.alone_class]}** ({top.alone_probs.max():.1%})" in texts(at)
+    assert at.button(key=f"text_gallery_{top.group}").label == "Isolated"
+    assert at.query_params["group"] == str(top.group)
+    # curves over tokens, one token per step, as the library computes them
+    curves = token_insertion_deletion(lib(), ids, attribution=sx.attribution())
+    assert metric(at, "Insertion AUC") == f"{curves['insertion'].auc:.3f}"
+    assert metric(at, "Deletion AUC") == f"{curves['deletion'].auc:.3f}"
+    S = len(curves["deletion"].scores) - 1
+    at.slider(key="curve_step").set_value(2)
+    run(at)
+    assert f"**Deletion**, step 2/{S}" in texts(at)
+    values = [m.value for m in at.markdown]
+    head = next(i for i, v in enumerate(values) if v.startswith(f"**Deletion**, step 2/{S}"))
+    assert values[head + 1].count('class="tok dropped"') == 2          # the partial sentence under it
+    ins_head = next(i for i, v in enumerate(values) if v.startswith(f"**Insertion**, step 2/{S}"))
+    assert values[ins_head + 1].count('class="tok dropped"') == S - 2
+    # grouped curves
+    at.segmented_control(key="curve_mode").set_value("grouped")
+    run(at)
+    grouped = token_insertion_deletion(lib(), ids, groups=sx.masks, scores=sx.scores, mode="grouped")
+    assert metric(at, "Insertion AUC") == f"{grouped['insertion'].auc:.3f}"
+    assert at.query_params["input"] == "typed" and at.query_params["text"] == SENTENCE
+    assert at.query_params["mode"] == "grouped"
+
+
+def test_empty_text_gets_a_message_and_the_previous_sentence_stays():
+    at = typed_app()
+    before = metric(at, "Predicted class")
+    for bad in ("", "   \n  "):
+        at.text_area(key="typed_text").input(bad)
+        run(at)
+        assert any("empty" in w.value for w in at.warning), [w.value for w in at.warning]
+        assert "Still showing the previous sentence" in texts(at)
+        assert metric(at, "Predicted class") == before
+        assert "camera" in sentence_markup(at)
+
+
+def test_over_long_text_is_truncated_with_a_notice():
+    long = " ".join(["the film was great"] * 20)
+    at = typed_app(long)
+    notices = [w.value for w in at.warning]
+    assert any("Truncated" in w and "82 tokens" in w for w in notices), notices
+    ids, sx = lib_sentence(long)
+    assert metric(at, "Predicted class") == lib().config.class_names[sx.prediction]
+    assert sentence_markup(at).count('class="tok') == int(sx.content.sum()) == 30
+
+
+def test_typed_text_goes_into_the_link_and_reopens_the_view():
+    text = "i never found the phone disappointing"
+    at = run(new_app(model="reviews", input="typed", text=text, mode="grouped"))
+    assert at.text_area(key="typed_text").value == text
+    assert at.segmented_control(key="curve_mode").value == "grouped"
+    ids, sx = lib_sentence(text)
+    assert metric(at, "Predicted class") == lib().config.class_names[sx.prediction]
+    assert at.query_params["text"] == text
+    # a text longer than the link's limit: cut to 500 characters in the link, with a notice
+    long = "the book was good " * 40
+    at = typed_app(long)
+    assert len(at.query_params["text"]) == 500 and long.startswith(at.query_params["text"])
+    assert "The shared link keeps the first 500 characters" in texts(at)
+    at2 = run(new_app(model="reviews", input="typed", text=long))
+    assert at2.text_area(key="typed_text").value == long[:500]
+
+
+def test_typed_markup_is_shown_as_text():
+    at = typed_app("<script>alert(1)</script> the film was <b>bad</b>")
+    markup = sentence_markup(at)
+    assert "<script>" not in markup and "<b>" not in markup
+    assert html.escape("<") in markup and "script" in markup
+    assert "[SEP]" not in markup
+
+
+def test_compare_page_draws_token_maps_of_sop_and_the_baselines():
+    at = typed_app()
+    switch(at, "compare")
+    ids, sx = lib_sentence(SENTENCE)
+    maps = lambda: [m.value for m in at.markdown if 'class="sop-sentence"' in m.value]  # noqa: E731
+    assert len(maps()) == 1 and texts(at).count("Not computed yet") == 4      # SOP at once, baselines on request
+    at.button(key="text_compute_baselines").click()
+    run(at)
+    assert "Not computed yet" not in texts(at) and len(maps()) == 5
+    captions = [c.value for c in at.caption if "insertion AUC" in c.value]
+    assert len(captions) == 5
+    # occlusion on the twin, one token per step, as the library computes it
+    a, target = explain_text(lib("backbone"), ids, "occlusion")
+    curves = token_insertion_deletion(lib("backbone"), ids, attribution=a, target=target)
+    df = at.dataframe[0].value
+    row = df[df["method"] == "Occlusion (one token)"].iloc[0]
+    assert row["insertion AUC ↑"] == pytest.approx(round(curves["insertion"].auc, 3))
+    assert row["deletion AUC ↓"] == pytest.approx(round(curves["deletion"].auc, 3))
+    sop_curves = token_insertion_deletion(lib(), ids, attribution=sx.attribution())
+    row = df[df["method"] == "SOP (own groups)"].iloc[0]
+    assert row["insertion AUC ↑"] == pytest.approx(round(sop_curves["insertion"].auc, 3))
+
+
+def test_mistakes_page_lists_misclassified_sentences_and_opens_one():
+    at = run(new_app(model="reviews"))
+    switch(at, "mistakes")
+    split = sop.data.load_split("reviews", "test", img_size=(1, 32))
+    ids, labels = split.dataset.tensors
+    wrong, total = (int(v) for v in re.match(r"(\d+) of (\d+)", metric(at, "Misclassified")).groups())
+    assert total == len(labels)
+    assert metric(at, "Test accuracy") == f"{1 - wrong / total:.1%}"
+    shown = [int(k.split("_")[1]) for k in (b.key for b in at.button) if k and k.startswith("open_")]
+    assert shown and len(shown) == min(10, wrong)
+    with torch.no_grad():
+        preds = lib()(ids[shown]).logits.argmax(-1)
+    assert (preds != labels[shown]).all()            # every listed sentence is a real mistake
+    i = shown[0]
+    at.button(key=f"open_{i}").click()
+    run(at)   # st.switch_page: this run is the Explain page
+    assert any(f"test sample \\#{i}" in m.value for m in at.markdown)
+    assert metric(at, "Predicted class") == lib().config.class_names[int(preds[0])]
+
+
+def test_text_export_json_and_figure_hold_the_library_values():
+    import io
+    import json
+    from PIL import Image
+    from explorer import text_export
+    from explorer.models import load_spec, spec_for_embedded
+    from explorer.text_inputs import typed_input
+    lm = load_spec(spec_for_embedded("reviews"))
+    ti = typed_input(lm, SENTENCE)
+    ids, sx = lib_sentence(SENTENCE)
+    assert torch.equal(ti.ids, ids)
+    curves = {"token": token_insertion_deletion(lib(), ids, attribution=sx.attribution()),
+              "grouped": token_insertion_deletion(lib(), ids, groups=sx.masks, scores=sx.scores, mode="grouped")}
+    record = json.loads(text_export.to_json(text_export.text_record(lm, ti, sx, curves)))
+    assert record["prediction"]["class_index"] == sx.prediction
+    assert record["input"]["text"] == SENTENCE and record["input"]["tokens"][0] == "[CLS]"
+    assert [g["group"] for g in record["groups"]] == sx.order
+    for g in record["groups"]:
+        assert g["score"] == pytest.approx(float(sx.scores[g["group"]]), abs=1e-6)
+        assert g["words"] == [sx.tokens[p] for p in g["positions"]]
+    for mode in ("token", "grouped"):
+        for kind in ("insertion", "deletion"):
+            assert record["curves"][mode][kind]["auc"] == pytest.approx(curves[mode][kind].auc, abs=1e-6)
+    img = Image.open(io.BytesIO(text_export.text_figure_png(lm, ti, sx, dpi=100)))
+    assert img.format == "PNG" and img.width == 1100 and img.height > 100

@@ -1,0 +1,100 @@
+"""The text explorer in a real browser (Playwright + Debian's Chromium, as tests/test_browser.py):
+type a sentence, see its groups highlighted, isolate one, move the curve step slider; no console errors.
+
+    pytest -m browser tests/test_browser_text.py
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from sop.faithfulness import token_insertion_deletion
+
+from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ConsoleWatch, StreamlitServer, free_port, \
+    require_browser, screenshot, wait_idle
+from test_app_text import lib, lib_sentence
+from test_browser import TIMEOUT_MS, assert_clean, metric, query, sidebar
+
+pytestmark = pytest.mark.browser
+
+SENTENCE = "to be fair , the laptop was never boring but the price was awful"
+
+
+@pytest.fixture(scope="module")
+def server():
+    require_browser()
+    srv = StreamlitServer(free_port(), ARTIFACTS / "server_text.log").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = b.new_context(viewport={"width": 1440, "height": 900})
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT_MS)
+        yield pg, ConsoleWatch(pg)
+        b.close()
+
+
+def test_type_a_sentence_see_groups_isolate_one_and_move_the_step(page, server):
+    pg, watch = page
+    pg.goto(server.url + "/?model=reviews")
+    pg.get_by_text("Predicted class", exact=True).first.wait_for()
+    wait_idle(pg)
+    # type the sentence
+    sidebar(pg).get_by_role("radio", name="Type a sentence", exact=True).click()
+    wait_idle(pg)
+    box = sidebar(pg).get_by_role("textbox", name="Sentence")
+    box.fill(SENTENCE)
+    box.press("Control+Enter")
+    pg.locator(".st-key-text_sentence").get_by_text("laptop").wait_for()
+    wait_idle(pg)
+    ids, sx = lib_sentence(SENTENCE)
+    names = lib().config.class_names
+    assert metric(pg, "Predicted class") == names[sx.prediction]
+    assert query(pg)["input"] == "typed" and query(pg)["text"] == SENTENCE
+    # the groups are highlighted: each used group's tokens carry its class and a tinted background
+    used = [g.group for g in sx.used]
+    weight = sx.scores[used, None] * sx.masks[used]
+    owner = np.where((sx.masks[used] > 0).any(0), np.array(used)[weight.argmax(0)], -1)
+    sentence = pg.locator(".st-key-text_sentence")
+    for g in used:
+        spans = sentence.locator(f"span.tok.g{g}")
+        assert spans.count() == int((owner == g).sum())
+        if spans.count():
+            bg = spans.first.evaluate("e => getComputedStyle(e).backgroundColor")
+            assert bg not in ("rgba(0, 0, 0, 0)", "transparent"), bg
+    assert sentence.locator("span.tok").count() == int(sx.content.sum())
+    screenshot(pg, "text_explain", docs=True)
+    # isolate the top group
+    top = sx.used[0]
+    pg.locator(f".st-key-text_gallery_{top.group} button").click()
+    pg.get_by_text(f"Group {top.group} alone").wait_for()
+    wait_idle(pg)
+    assert query(pg)["group"] == str(top.group)
+    isolated = pg.locator(".st-key-isolated_sentence")
+    assert isolated.locator("span.tok.dropped").count() == int(sx.content.sum()) - len(top.positions)
+    # the curve step slider shows the partial sentence at that step
+    curves = token_insertion_deletion(lib(), ids, attribution=sx.attribution())
+    S = len(curves["deletion"].scores) - 1
+    start = int(query(pg)["step"])
+    slider = pg.locator("input[type='range'][aria-label='Step']")
+    if slider.count() == 0:
+        slider = pg.get_by_role("slider", name="Step")
+    slider.scroll_into_view_if_needed()
+    slider.focus()
+    slider.press("ArrowRight")
+    slider.press("ArrowRight")
+    pg.get_by_text(re.compile(rf"Deletion, step {start + 2}/{S}")).first.wait_for()
+    wait_idle(pg)
+    assert query(pg)["step"] == str(start + 2)
+    assert pg.locator(".st-key-step_deletion span.tok.dropped").count() == start + 2
+    assert pg.locator(".st-key-step_insertion span.tok.dropped").count() == S - start - 2
+    screenshot(pg, "text_curve_step", docs=True)
+    assert_clean(watch)

@@ -1,0 +1,163 @@
+"""One sentence's SOP explanation as data, and insertion/deletion curves over tokens, with real forward
+passes on the embedded reviews model and its twin."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import sop
+from sop.errors import InputError
+from sop.faithfulness import auc, token_group_sizes, token_insertion_deletion
+from sop.text_eval import content_mask, explain_text
+from sop.text_explain import explain_sentence
+from sop.typed_text import encode_typed
+
+ROOT = Path(__file__).resolve().parents[1]
+SENTENCE = "honestly , the film was not bad at all but the delivery was slow"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return sop.load(ROOT / "assets/models/reviews_sop.safetensors").eval()
+
+
+@pytest.fixture(scope="module")
+def twin():
+    return sop.load(ROOT / "assets/models/reviews_backbone.safetensors").eval()
+
+
+@pytest.fixture(scope="module")
+def ids(model):
+    return encode_typed(SENTENCE, model.config.img_size[-1]).ids
+
+
+@pytest.fixture(scope="module")
+def sx(model, ids):
+    return explain_sentence(model, ids)
+
+
+def test_typed_text_keeps_special_token_names_literal_and_reports_truncation(model):
+    length = model.config.img_size[-1]
+    t = encode_typed("the film [SEP] was [CLS] good", length)
+    row = t.ids[0].tolist()
+    assert row.count(102) == 1 and row.count(101) == 1 and row[0] == 101    # only the real ones
+    assert not t.truncated
+    long = encode_typed(" ".join(["good"] * 100), length)
+    assert long.truncated and long.total_tokens == 102 and int((long.ids != 0).sum()) == length
+    for bad in ("", "   \n\t "):
+        with pytest.raises(InputError, match="empty"):
+            encode_typed(bad, length)
+
+
+def test_explanation_is_the_models_own_pass(model, ids, sx):
+    with torch.no_grad():
+        out = model(ids)
+    np.testing.assert_allclose(sx.probs, out.probs[0].numpy(), rtol=1e-6)
+    assert sx.prediction == int(out.logits.argmax())
+    assert abs(sum(g.score for g in sx.groups) - 1) < 1e-5 and sx.used
+    assert [g.score for g in sx.groups] == sorted((g.score for g in sx.groups), reverse=True)
+    content = content_mask(model, ids)[0].numpy()
+    for g in sx.groups:                        # a group holds content tokens only, named by their strings
+        assert g.positions and all(content[p] for p in g.positions)
+        assert g.words == [sx.tokens[p] for p in g.positions]
+    # prediction = sum_g score_g * logits_g (the whole computation)
+    np.testing.assert_allclose((sx.scores[:, None] * sx.group_logits).sum(0), out.logits[0].numpy(), rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_isolating_a_group_is_the_model_on_those_tokens_alone(model, ids, sx):
+    """What a group alone predicts = the SOP model's prediction on a sentence with only those tokens
+    (every other content token dropped) when that sentence's groups are fixed to that group."""
+    g = sx.used[0]
+    alone = torch.where(torch.isin(torch.arange(ids.shape[1]), torch.tensor(g.positions)) | ~content_mask(model, ids)[0],
+                        ids[0], torch.zeros((), dtype=ids.dtype)).unsqueeze(0)
+    mask = torch.zeros(1, model.num_groups, ids.shape[1])
+    mask[0, :, g.positions] = 1.0
+    with torch.no_grad():
+        direct = model.adapter.forward_groups(alone, mask)[1][0, 0].softmax(-1).numpy()
+    np.testing.assert_allclose(sx.isolate(g.group), direct, rtol=1e-4, atol=1e-5)
+    # a different group can disagree: the isolation really depends on the group
+    others = [o for o in sx.groups if o.positions != g.positions]
+    assert any(not np.allclose(o.alone_probs, g.alone_probs, atol=1e-4) for o in others)
+
+
+def test_token_curves_end_where_the_sentence_is_full_or_empty(model, ids, sx):
+    curves = token_insertion_deletion(model, ids, attribution=sx.attribution())
+    ins, dele = curves["insertion"], curves["deletion"]
+    t = int(content_mask(model, ids).sum())
+    assert len(ins.scores) == t + 1 and ins.fractions[0] == 0 and ins.fractions[-1] == 1
+    np.testing.assert_allclose(np.diff(ins.fractions), 1 / t)
+    p_full = sx.probs[sx.prediction]
+    assert abs(ins.scores[-1] - p_full) < 1e-5 and abs(dele.scores[0] - p_full) < 1e-5
+    empty = torch.where(content_mask(model, ids)[0], torch.zeros((), dtype=ids.dtype), ids[0]).unsqueeze(0)
+    with torch.no_grad():
+        p_empty = float(model(empty).probs[0, sx.prediction])
+    assert torch.equal(dele.input_at(ids, t), empty[0]) and abs(dele.scores[-1] - p_empty) < 1e-5
+    assert abs(ins.scores[0] - p_empty) < 1e-5
+    # one token per step: step k of deletion drops exactly the k top-ranked tokens, specials stay
+    step3 = dele.input_at(ids, 3)
+    assert int(((step3 == 0) & (ids[0] != 0)).sum()) == 3 and step3[0] == 101 and 102 in step3.tolist()
+    for c in (ins, dele):
+        assert 0 <= c.auc <= 1 and abs(c.auc - auc(c.fractions, c.scores)) < 1e-12
+
+
+def test_grouped_insertion_after_all_used_groups_is_the_full_prediction(model, ids, sx):
+    curves = token_insertion_deletion(model, ids, groups=sx.masks, scores=sx.scores, mode="grouped")
+    ins, dele = curves["insertion"], curves["deletion"]
+    content = content_mask(model, ids)[0]
+    sizes = token_group_sizes(sx.masks, sx.scores, content)
+    assert len(ins.scores) in (len(sizes) + 1, len(sizes) + 2)
+    used = np.zeros(ids.shape[1], bool)
+    for g in sx.used:
+        used[g.positions] = True
+    after_used = ins.input_at(ids, len(sizes))
+    assert torch.equal(after_used != 0, torch.from_numpy(used) | (~content & (ids[0] != 0)))   # used tokens + specials
+    with torch.no_grad():
+        p_used_only = float(model(after_used.unsqueeze(0)).probs[0, sx.prediction])
+    assert abs(ins.scores[len(sizes)] - p_used_only) < 1e-5
+    if used.sum() == content.sum():   # the groups cover every token: that step is the full sentence
+        assert abs(ins.scores[len(sizes)] - sx.probs[sx.prediction]) < 1e-5
+    assert ins.fractions[-1] == 1 and ins.scores[-1] == pytest.approx(sx.probs[sx.prediction], abs=1e-5)
+    assert 0 <= ins.auc <= 1 and 0 <= dele.auc <= 1
+
+
+def test_grouped_steps_reach_the_full_prediction_when_groups_cover_the_used_tokens(model):
+    """A sentence whose scored groups cover every content token: grouped insertion ends on the full
+    prediction right after the last group (no extra 'rest' step)."""
+    ids = encode_typed("the phone was great", model.config.img_size[-1]).ids
+    sx = explain_sentence(model, ids)
+    masks = np.zeros_like(sx.masks)
+    content = content_mask(model, ids)[0].numpy()
+    masks[0, content] = 1.0                      # one group over the whole sentence, score 1
+    scores = np.zeros_like(sx.scores)
+    scores[0] = 1.0
+    ins = token_insertion_deletion(model, ids, groups=masks, scores=scores, mode="grouped")["insertion"]
+    assert len(ins.scores) == 2 and ins.fractions.tolist() == [0.0, 1.0]
+    assert ins.scores[1] == pytest.approx(sx.probs[sx.prediction], abs=1e-5)
+
+
+def test_baseline_token_curves_rank_by_their_own_attribution(model, twin, ids, sx):
+    a, target = explain_text(twin, ids, "occlusion")
+    curves = token_insertion_deletion(twin, ids, attribution=a, target=target)
+    dele = curves["deletion"]
+    top = int(np.argmax(np.where(content_mask(twin, ids)[0].numpy(), a, -np.inf)))
+    assert dele.input_at(ids, 1)[top] == 0                        # the first step drops the top-ranked token
+    # occlusion's first deletion step removes the token whose removal hurts most: the drop is the attribution
+    with torch.no_grad():
+        full = float(twin(ids).softmax(-1)[0, target])
+    assert full - dele.scores[1] == pytest.approx(a[top], abs=1e-4)
+    content = content_mask(model, ids)[0]
+    sizes = token_group_sizes(sx.masks, sx.scores, content)
+    grouped = token_insertion_deletion(twin, ids, attribution=a, mode="grouped", group_sizes=sizes, target=target)
+    sop_grouped = token_insertion_deletion(model, ids, groups=sx.masks, scores=sx.scores, mode="grouped")
+    np.testing.assert_allclose(grouped["insertion"].fractions, sop_grouped["insertion"].fractions)
+
+
+def test_bad_curve_requests_are_refused(model, ids):
+    with pytest.raises(InputError, match="mode"):
+        token_insertion_deletion(model, ids, attribution=np.zeros(ids.shape[1]), mode="pixel")
+    with pytest.raises(InputError, match="one sentence"):
+        token_insertion_deletion(model, ids[0], attribution=np.zeros(ids.shape[1]))

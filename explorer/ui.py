@@ -193,7 +193,8 @@ def _model_summary(lm: LoadedModel) -> None:
     cfg = lm.config
     metrics = cfg.training.get("metrics", {}) if isinstance(cfg.training, dict) else {}
     acc = metrics.get("test", {}).get("accuracy") if isinstance(metrics.get("test"), dict) else None
-    bits = [f"**{plain(cfg.dataset or 'unknown dataset')}**", f"{len(cfg.class_names)} classes",
+    outputs = "parameters" if cfg.task == "regression" else "classes"
+    bits = [f"**{plain(cfg.dataset or 'unknown dataset')}**", f"{len(cfg.class_names)} {outputs}",
             f"{cfg.num_groups} groups", f"{cfg.img_size[0]}×{cfg.img_size[1]}×{cfg.in_chans}"]
     if acc is not None:
         bits.append(f"test accuracy {acc:.1%}")

@@ -420,8 +420,9 @@ def explain(model: nn.Module, x: torch.Tensor, method: str = "sop", target: int 
     `model`: an SOPModel (required for "sop"; baselines then explain its logits) or any
     classifier x -> logits.  `target`: class to explain, None = the predicted class.
     Regression models (``model.config.task == "regression"``, e.g. the lensing SOP model and its
-    twin): `target` = the index of the parameter to explain, required (an InputError otherwise);
-    every method then explains that parameter's (standardised) estimate, never a softmax.
+    twin): `target` = the index of the parameter to explain, required (an InputError otherwise)
+    except for "sop", whose groups and scores are shared by every parameter; every method then
+    explains that parameter's (standardised) estimate, never a softmax.
     `progress(fraction)` is called as the work advances (last call: 1.0).
     `method_kwargs` override `default_settings(method)` (plus ``grid=(gh, gw)``).
     """
@@ -434,7 +435,9 @@ def explain(model: nn.Module, x: torch.Tensor, method: str = "sop", target: int 
     settings.update(method_kwargs)
     _check(model, x)
     if _is_regression(model):
-        target = _regression_target(model, target)
+        # SOP's own groups need no parameter (one GroupSelect: the same groups and scores for all)
+        if target is not None or not info.resolves_target:
+            target = _regression_target(model, target)
         if settings.get("output") == "prob":  # a softmax over parameter estimates means nothing
             if method_kwargs.get("output") == "prob":
                 raise InputError("a regression model's output is explained as the estimate itself: "

@@ -128,7 +128,7 @@ def residual_figure(pred: np.ndarray, true: np.ndarray, name: str, r2: float, rm
     fig.update_xaxes(title_text=f"true {name}", range=[lo - pad, hi + pad])
     fig.update_yaxes(title_text=f"predicted {name}", range=[lo - pad, hi + pad], scaleanchor="x")
     return _layout(fig, height, title=dict(text=f"{name}: R² = {r2:.3f}, RMSE = {rmse:.4f}", font_size=14),
-                   clickmode="event+select", showlegend=False, dragmode="select")
+                   clickmode="event+select", showlegend=False)
 
 
 def study_figures(report: dict) -> tuple[go.Figure, go.Figure]:

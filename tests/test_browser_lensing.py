@@ -1,0 +1,120 @@
+"""The lensing regression model in a real browser (Playwright driving Debian's Chromium): a test map,
+its groups drawn on the κ map, a group isolated, the Residuals view opened and a point clicked
+there; no browser console errors.  Screenshots under test-artifacts/browser/.
+
+    pytest -m browser tests/test_browser_lensing.py
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import numpy as np
+import pytest
+import torch
+
+import sop
+from sop.regression import r2_rmse, to_physical
+from sop.regression_explain import explain_map
+
+from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ConsoleWatch, StreamlitServer, free_port, \
+    require_browser, screenshot, wait_idle
+from test_browser import TIMEOUT_MS, click_point, metric, query, sidebar
+
+pytestmark = pytest.mark.browser
+pytest.importorskip("pyccl")
+
+from test_app import MODELS  # noqa: E402
+
+
+@lru_cache(maxsize=None)
+def model():
+    if not (MODELS / "lensing_sop.safetensors").is_file():
+        pytest.skip("no embedded lensing model")
+    return sop.load(MODELS / "lensing_sop.safetensors")
+
+
+@lru_cache(maxsize=None)
+def lensing_split():
+    from sop.data.lensing import load_lensing_split
+    return load_lensing_split("test")
+
+
+@pytest.fixture(scope="module")
+def server():
+    require_browser()
+    srv = StreamlitServer(free_port(), ARTIFACTS / "server_lensing.log").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    watch = ConsoleWatch(pg)
+    yield pg, watch
+    context.close()
+
+
+def outlines(pg, key: str) -> int:
+    """How many group outlines (plotly contour traces) the chart `key` draws."""
+    return pg.locator(f".st-key-{key} g.contour").count()
+
+
+def test_lensing_map_groups_isolate_and_residuals(page, server):
+    pg, watch = page
+    pg.goto(server.url + "/?model=lensing&input=test:9")
+    pg.get_by_text("Explain · lensing · test map #9").wait_for()
+    wait_idle(pg)
+    x = lensing_split().dataset[9][0][None]
+    e = explain_map(model(), x)
+    for n, v in zip(("Omega_m", "sigma_8"), e.prediction):
+        assert metric(pg, n) == f"{v:.4f}"
+    # the κ map with a colour bar and one outline per group with a score above 0
+    pg.locator(".st-key-regression_map .colorbar").first.wait_for()
+    assert outlines(pg, "regression_map") == len(e.used) > 0
+    assert pg.get_by_role("button", name=re.compile("^Isolate")).count() == len(e.scores)
+    screenshot(pg, "lensing_explain", docs=True)
+    # isolate the group with the highest score: its map alone, one outline
+    g = e.used[0]
+    pg.locator(f".st-key-regression_group_{g}").get_by_role("button", name=re.compile("^Isolate")).click()
+    pg.get_by_text(f"Group {g} alone").wait_for()
+    wait_idle(pg)
+    assert outlines(pg, "regression_map") == 1 and outlines(pg, "regression_isolated") == 1
+    assert query(pg)["group"] == str(g)
+    screenshot(pg, "lensing_group_isolated", docs=True)
+    # the Residuals view (the Mistakes page of a regression model)
+    pg.get_by_role("link", name=re.compile("Mistakes")).click()
+    pg.get_by_text("Residuals · lensing on its test maps").wait_for()
+    wait_idle(pg)
+    xs, ys = lensing_split().dataset.tensors
+    with torch.no_grad():
+        pred = to_physical(torch.cat([model()(xs[i:i + 128]).logits for i in range(0, len(xs), 128)]),
+                           model().config).numpy()
+    r2, _ = r2_rmse(pred, ys.double().numpy())
+    assert metric(pg, "R² (Omega_m)") == f"{r2[0]:.3f}" and metric(pg, "R² (sigma_8)") == f"{r2[1]:.3f}"
+    chart = pg.locator(".st-key-residuals_0")
+    assert chart.locator(".scatterlayer .trace").nth(1).locator(".point").count() == len(pred)
+    screenshot(pg, "lensing_residuals", docs=True)
+    # click a point of the scatter: that map opens on Explain
+    point = chart.locator(".scatterlayer .trace").nth(1).locator(".point").nth(int(np.argmax(pred[:, 0])))
+    click_point(pg, point)
+    pg.get_by_text(re.compile(r"Explain · lensing · test map #\d+")).wait_for()
+    wait_idle(pg)
+    opened = int(query(pg)["input"].split(":")[1])
+    assert metric(pg, "Omega_m") == f"{pred[opened, 0]:.4f}"
+    assert sidebar(pg).get_by_label(re.compile(r"^Test map \(0-")).input_value() == str(opened)
+    assert not pg.locator("[data-testid='stException']").count()
+    errors = watch.take()
+    assert not errors, "browser console errors:\n" + "\n".join(errors)

@@ -21,7 +21,8 @@ import sop
 from sop.explainers import explain
 from sop.map_io import map_of_input
 from sop.regression import r2_rmse, to_physical
-from sop.regression_explain import MapExplanation, explain_map, largest_errors, parameter_names, regression_curves
+from sop.regression_explain import MapExplanation, explain_map, export_record, largest_errors, parameter_names, \
+    regression_curves
 from sop.visualize import group_colour
 
 from . import charts, compute, ui
@@ -35,7 +36,6 @@ CURVES_HELP = ("For one parameter, each step's value is its **closeness to the f
                "**Insertion** starts from an empty map (every pixel set to the removal baseline) and puts "
                "pixels back, most important first: a good explanation makes it rise fast (high AUC). "
                "**Deletion** removes them: it should fall fast (low AUC).")
-EXPLAIN_JSON = "sop-explorer/regression-explanation@1"
 TOP_ERRORS = 10
 
 
@@ -229,14 +229,8 @@ def _explain(ctx) -> None:
         st.caption("The map as the model saw it at this step.")
 
     # ----------------------------------------------------------------------- export
-    record = dict(format=EXPLAIN_JSON, model=lm.spec.name, input=mi.name, parameters=names,
-                  prediction=e.as_dict()["prediction"], groups=e.as_dict()["groups"],
-                  truth=None if mi.truth is None else {n: float(v) for n, v in zip(names, mi.truth)},
-                  curves=dict(mode=mode, baseline=baseline, parameter=names[p],
-                              definition="1 - |prediction(step) - prediction(full map)| / training std",
-                              **{k: dict(fractions=c.fractions.round(6).tolist(), closeness=c.closeness.round(6).tolist(),
-                                         predictions=c.predictions.round(6).tolist(), auc=round(float(c.auc), 6))
-                                 for k, c in pair.items()}))
+    record = export_record(e, pair, mode=mode, baseline=baseline, truth=mi.truth,
+                           model=lm.spec.name, input=mi.name)
     st.download_button("Export JSON", json.dumps(record, indent=2), file_name="regression_explanation.json",
                        mime="application/json", icon=":material/download:", key="regression_export_json")
     ui.finish(_link_params(lm, mi, group=selected, mode=mode, baseline=baseline, steps=steps, step=step))
@@ -289,7 +283,7 @@ def _compare(ctx) -> None:
     k2.plotly_chart(view.compare_curves_figure(per_method, "deletion", labels, colours), config=charts.CONFIG,
                     theme=None, key="compare_regression_deletion")
     st.caption("Pixel-wise curves, 16 steps, zero baseline, for " + ui.plain(names[p]) + ". " + CURVES_HELP)
-    ui.finish(_link_params(lm, mi, methods=methods), "compare")
+    ui.finish(_link_params(lm, mi), "compare")
 
 
 # --------------------------------------------------------------------------- Residuals (Mistakes)

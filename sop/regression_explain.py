@@ -170,3 +170,22 @@ def sop_explanation(model: nn.Module, x: torch.Tensor, parameter: int = 0) -> Ex
     """SOP's own explanation of a regression model (its groups are shared by every parameter)."""
     from .explainers import explain
     return explain(model, x, "sop", target=parameter)
+
+
+EXPORT_FORMAT = "sop-explorer/regression-explanation@1"
+
+
+def export_record(e: MapExplanation, pair: dict[str, RegressionCurve], *, mode: str, baseline: str,
+                  truth: np.ndarray | None = None, **about) -> dict:
+    """One map's explanation as plain JSON-able data: prediction, true values, groups (score, pixels,
+    what each alone predicts) and one parameter's curve pair (`about`: e.g. model and input names)."""
+    def _r(v) -> list[float]:
+        return [round(float(t), 6) for t in v]
+    ins = pair["insertion"]
+    return dict(format=EXPORT_FORMAT, **about, parameters=e.names, **e.as_dict(),
+                truth=None if truth is None else {n: float(v) for n, v in zip(e.names, truth)},
+                curves=dict(mode=mode, baseline=baseline, parameter=ins.name,
+                            definition="1 - |prediction(step) - prediction(full map)| / training std",
+                            **{k: dict(fractions=_r(c.fractions), closeness=_r(c.closeness),
+                                       predictions=_r(c.predictions), auc=round(float(c.auc), 6))
+                               for k, c in pair.items()}))

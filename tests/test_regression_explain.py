@@ -116,3 +116,20 @@ def test_baselines_explain_one_parameter_of_a_regression_model_and_need_it_named
     assert float(s8.attribution[0, 0]) == pytest.approx(drop, abs=1e-4)
     ig = explain(twin, x, "ig", target=1, n_steps=8)
     assert ig.attribution.abs().sum() > 0
+
+
+def test_export_record_holds_the_library_values_as_json(lensing):
+    import json
+    model, _, test = lensing
+    x, y = test.dataset[3]
+    x = x[None]
+    e = R.explain_map(model, x)
+    pair = R.regression_curves(model, x, R.sop_explanation(model, x), mode="grouped")[1]
+    rec = json.loads(json.dumps(R.export_record(e, pair, mode="grouped", baseline="zero", truth=y.numpy(),
+                                                input="test map #3")))
+    assert rec["input"] == "test map #3" and rec["curves"]["parameter"] == "sigma_8"
+    assert rec["prediction"]["sigma_8"] == pytest.approx(e.prediction[1])
+    assert rec["truth"]["Omega_m"] == pytest.approx(float(y[0]))
+    assert [g["group"] for g in rec["groups"]] == e.order
+    assert rec["curves"]["deletion"]["auc"] == pytest.approx(pair["deletion"].auc, abs=1e-6)
+    assert rec["curves"]["insertion"]["closeness"][-1] == pytest.approx(1.0)

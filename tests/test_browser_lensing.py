@@ -116,5 +116,17 @@ def test_lensing_map_groups_isolate_and_residuals(page, server):
     assert metric(pg, "Omega_m") == f"{pred[opened, 0]:.4f}"
     assert sidebar(pg).get_by_label(re.compile(r"^Test map \(0-")).input_value() == str(opened)
     assert not pg.locator("[data-testid='stException']").count()
+    # the Science page: the study's plotly charts (run on request when no stored run matches)
+    pg.get_by_role("link", name=re.compile("Science")).click()
+    pg.get_by_text("Science · voids, clusters and the cosmological parameters").wait_for()
+    wait_idle(pg)
+    run = pg.get_by_role("button", name=re.compile("Run the study"))
+    if run.count():
+        run.click()
+    pg.get_by_text(re.compile(r"^N = 512 test maps")).wait_for()
+    wait_idle(pg)
+    assert pg.locator(".st-key-study_shares .bars .point").count() == 6      # 3 classes x (sky, groups)
+    screenshot(pg, "lensing_science", docs=True)
+    assert not pg.locator("[data-testid='stException']").count()
     errors = watch.take()
     assert not errors, "browser console errors:\n" + "\n".join(errors)

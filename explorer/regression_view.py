@@ -143,8 +143,8 @@ def study_figures(report: dict) -> tuple[go.Figure, go.Figure]:
                            error_y=dict(type="data", array=[sh[c][f"{key}_sem"] for c in classes])))
     a.update_yaxes(title_text="share of pixels")
     _layout(a, 340, barmode="group", title=dict(text="Where the selected groups look", font_size=14),
-            legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
-    a.update_layout(margin=dict(l=8, r=8, t=60, b=8))
+            legend=dict(orientation="h", yanchor="top", y=-0.12, x=0))
+    a.update_layout(margin=dict(l=8, r=8, t=40, b=8))
     params = report["parameters"]
     b = go.Figure()
     for kind, colour in (("void", "#2166ac"), ("cluster", "#b2182b")):
@@ -152,10 +152,10 @@ def study_figures(report: dict) -> tuple[go.Figure, go.Figure]:
         b.add_trace(go.Bar(x=params, y=[row[p]["pull"] for p in params], name=f"{kind}-dominated groups",
                            marker_color=colour, error_y=dict(type="data", array=[row[p]["sem"] for p in params])))
     b.add_hline(y=0, line=dict(color="#111827", width=1))
-    b.update_yaxes(title_text="group prediction − model prediction (std. units)")
+    b.update_yaxes(title_text="pull (std. units)")
     _layout(b, 340, barmode="group", title=dict(text="How void and cluster groups pull each parameter", font_size=14),
-            legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
-    b.update_layout(margin=dict(l=8, r=8, t=60, b=8))
+            legend=dict(orientation="h", yanchor="top", y=-0.12, x=0))
+    b.update_layout(margin=dict(l=8, r=8, t=40, b=8))
     return a, b
 
 

@@ -59,8 +59,12 @@ def _stored_report() -> dict | None:
 key = compute.signature("lensing_study", lm.key)
 report = compute.cached(key) or _stored_report()
 if report is None:
-    st.caption("No stored run of the study for this checkpoint (`python -m sop lensing-study` writes one).")
-    if st.button("Run the study on the test maps", type="primary", icon=":material/play_arrow:", key="run_study"):
+    offer = st.empty()   # the offer disappears once the study is shown
+    with offer.container():
+        st.caption("No stored run of the study for this checkpoint (`python -m sop lensing-study` writes one).")
+        clicked = st.button("Run the study on the test maps", type="primary", icon=":material/play_arrow:",
+                            key="run_study")
+    if clicked:
         data, why = split_of(lm, "test")
         if data is None:
             st.error(f"No test maps: {why}")
@@ -69,6 +73,7 @@ if report is None:
         with compute_lock():
             report = study(lm.model, data, progress=lambda f: bar.progress(f, text=f"Running the study… {f:.0%}"))
         bar.empty()
+        offer.empty()
         report.update(checkpoint=str(lm.spec.sop_path), split="test")
         compute.remember(key, report)
 else:

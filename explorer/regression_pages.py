@@ -18,7 +18,7 @@ import streamlit as st
 import torch
 
 import sop
-from sop.explainers import explain
+from sop.explainers import explain, model_grid
 from sop.map_io import map_of_input
 from sop.regression import r2_rmse, to_physical
 from sop.regression_explain import MapExplanation, explain_map, export_record, largest_errors, parameter_names, \
@@ -167,10 +167,24 @@ def _explain(ctx) -> None:
     left, right = st.columns([1.2, 1], gap="large")
     with left:
         title = f"κ with group {selected} isolated" if selected is not None else "κ with the selected groups"
+        owner = view.patch_owner(e.masks, e.scores, e.used, model_grid(lm.model))
+        map_key = f"regression_map_{mi.key}_{selected}"   # a new map or group starts with no selection
+
+        def _on_click() -> None:
+            state = st.session_state.get(map_key)
+            for point in (state.selection.points if state is not None else []):
+                g = charts.point_data(point)
+                if g is not None and int(g) >= 0:
+                    st.session_state["group"] = int(g)
+                    return
+
         st.plotly_chart(view.map_figure(mi.kappa, masks=e.masks, groups=e.used, selected=selected, title=title,
-                                        limit=lim), config=charts.CONFIG, theme=None, key="regression_map")
+                                        limit=lim, owner=owner, scores=e.scores),
+                        config=charts.CONFIG, theme=None, key=map_key, on_select=_on_click,
+                        selection_mode="points")
         st.caption("Convergence κ (blue: under-dense, voids; red: over-dense, clusters; 0 = mean density). "
-                   "Outlines: the groups with a score above 0, in their colours.")
+                   "Outlines: the groups with a score above 0, in their colours. Click a patch to isolate the "
+                   "group it belongs to (where groups overlap: the one with the larger score).")
     with right:
         st.markdown("**Prediction**")
         cols = st.columns(len(names))

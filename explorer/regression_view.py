@@ -26,9 +26,11 @@ def _limit(kappa: np.ndarray) -> float:
 
 def map_figure(kappa: np.ndarray, *, masks: np.ndarray | None = None, groups: Sequence[int] = (),
                selected: int | None = None, title: str = "", height: int = 420,
-               limit: float | None = None) -> go.Figure:
+               limit: float | None = None, owner: np.ndarray | None = None,
+               scores: np.ndarray | None = None) -> go.Figure:
     """κ as a heatmap (diverging, centred at 0, colour bar), `groups` of `masks` outlined in their
-    colours (only `selected` when one is isolated)."""
+    colours (only `selected` when one is isolated); with `owner` (`patch_owner`) a click on a patch
+    selects the marker of its group."""
     lim = limit or _limit(kappa)
     h, w = kappa.shape
     fig = go.Figure(go.Heatmap(z=kappa, zmid=0, zmin=-lim, zmax=lim, colorscale=DIVERGING,
@@ -42,11 +44,44 @@ def map_figure(kappa: np.ndarray, *, masks: np.ndarray | None = None, groups: Se
                                      contours=dict(start=0.5, end=0.5, size=1, coloring="none"),
                                      line=dict(color=group_colour(g), width=3), name=f"group {g}",
                                      showlegend=False))
+    if owner is not None:
+        _click_targets(fig, owner, (h, w), scores)
     fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, range=[h - 0.5, -0.5])
     fig.update_xaxes(showticklabels=False, range=[-0.5, w - 0.5], constrain="domain")
-    _layout(fig, height, title=dict(text=title, font_size=13) if title else None)
+    _layout(fig, height, title=dict(text=title, font_size=13) if title else None,
+            clickmode="event+select" if owner is not None else None)
     fig.update_layout(margin=dict(l=4, r=4, t=30 if title else 4, b=4))
     return fig
+
+
+def patch_owner(masks: np.ndarray, scores: np.ndarray, groups: Sequence[int], grid: tuple[int, int]) -> np.ndarray:
+    """(gh, gw) int: per patch of the grid, the group among `groups` with the largest score x mask at
+    the patch's centre pixel (-1: none) -- what a click there isolates."""
+    g_all, h, w = masks.shape
+    rows = ((np.arange(grid[0]) + 0.5) * h / grid[0]).astype(int)
+    cols = ((np.arange(grid[1]) + 0.5) * w / grid[1]).astype(int)
+    owner = np.full(grid, -1)
+    best = np.zeros(grid)
+    for g in groups:
+        weight = scores[g] * masks[g][np.ix_(rows, cols)]
+        take = weight > best
+        owner[take], best[take] = g, weight[take]
+    return owner
+
+
+def _click_targets(fig: go.Figure, owner: np.ndarray, size: tuple[int, int], scores) -> None:
+    """One invisible marker per patch naming its group (customdata [g]): heatmaps cannot be selected
+    by a click, markers can (as on the image pages' `charts.clickable_image`)."""
+    (gh, gw), (h, w) = owner.shape, size
+    ys, xs = np.mgrid[0:gh, 0:gw]
+    cy, cx = (ys + 0.5) * h / gh - 0.5, (xs + 0.5) * w / gw - 0.5
+    text = [f"group {g} · score {scores[g]:.3f} (click to isolate)" if g >= 0 else "no selected group"
+            for g in owner.flatten()]
+    fig.add_trace(go.Scatter(x=cx.flatten(), y=cy.flatten(), mode="markers", text=text,
+                             customdata=[[int(g)] for g in owner.flatten()], hovertemplate="%{text}<extra></extra>",
+                             marker=dict(symbol="square", size=14, color="rgba(0,0,0,0)", line=dict(width=0)),
+                             selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
+                             showlegend=False))
 
 
 def map_rgb(kappa: np.ndarray, size: int = 160, limit: float | None = None) -> np.ndarray:
@@ -159,5 +194,5 @@ def study_figures(report: dict) -> tuple[go.Figure, go.Figure]:
     return a, b
 
 
-__all__ = ["CONFIG", "map_figure", "map_rgb", "curves_figure", "compare_curves_figure", "attribution_figure",
+__all__ = ["CONFIG", "map_figure", "patch_owner", "map_rgb", "curves_figure", "compare_curves_figure", "attribution_figure",
            "residual_figure", "study_figures"]

@@ -19,7 +19,7 @@ from sop.regression_explain import explain_map
 
 from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ConsoleWatch, StreamlitServer, free_port, \
     require_browser, screenshot, wait_idle
-from test_browser import TIMEOUT_MS, click_point, metric, query, sidebar
+from test_browser import TIMEOUT_MS, click_at, click_point, metric, query, sidebar
 
 pytestmark = pytest.mark.browser
 pytest.importorskip("pyccl")
@@ -69,7 +69,7 @@ def page(browser):
 
 def outlines(pg, key: str) -> int:
     """How many group outlines (plotly contour traces) the chart `key` draws."""
-    return pg.locator(f".st-key-{key} g.contour").count()
+    return pg.locator(f"[class*='st-key-{key}'] g.contour").count()
 
 
 def test_lensing_map_groups_isolate_and_residuals(page, server):
@@ -82,7 +82,7 @@ def test_lensing_map_groups_isolate_and_residuals(page, server):
     for n, v in zip(("Omega_m", "sigma_8"), e.prediction):
         assert metric(pg, n) == f"{v:.4f}"
     # the κ map with a colour bar and one outline per group with a score above 0
-    pg.locator(".st-key-regression_map .colorbar").first.wait_for()
+    pg.locator("[class*='st-key-regression_map_'] .colorbar").first.wait_for()
     assert outlines(pg, "regression_map") == len(e.used) > 0
     assert pg.get_by_role("button", name=re.compile("^Isolate")).count() == len(e.scores)
     screenshot(pg, "lensing_explain", docs=True)
@@ -94,6 +94,20 @@ def test_lensing_map_groups_isolate_and_residuals(page, server):
     assert outlines(pg, "regression_map") == 1 and outlines(pg, "regression_isolated") == 1
     assert query(pg)["group"] == str(g)
     screenshot(pg, "lensing_group_isolated", docs=True)
+    # click a patch of the map that belongs to another scored group: that group is isolated instead
+    from explorer.regression_view import patch_owner
+    grid = tuple(model().adapter.grid)
+    owner = patch_owner(e.masks, e.scores, e.used, grid)
+    other = next((h for h in e.used[1:] if (owner == h).any()), None)
+    if other is not None:
+        r, c = (int(v) for v in np.argwhere(owner == other)[0])
+        plot = pg.locator("[class*='st-key-regression_map_'] .nsewdrag").first
+        plot.scroll_into_view_if_needed()
+        b = plot.bounding_box()
+        click_at(pg, b["x"] + (c + 0.5) / grid[1] * b["width"], b["y"] + (r + 0.5) / grid[0] * b["height"])
+        pg.get_by_text(f"Group {other} alone").wait_for()
+        wait_idle(pg)
+        assert query(pg)["group"] == str(other)
     # the Residuals view (the Mistakes page of a regression model)
     pg.get_by_role("link", name=re.compile("Mistakes")).click()
     pg.get_by_text("Residuals · lensing on its test maps").wait_for()

@@ -144,3 +144,35 @@ def test_lensing_map_groups_isolate_and_residuals(page, server):
     assert not pg.locator("[data-testid='stException']").count()
     errors = watch.take()
     assert not errors, "browser console errors:\n" + "\n".join(errors)
+
+
+def test_upload_npy_and_fits_maps_in_the_browser(page, server, tmp_path):
+    from astropy.io import fits
+    from sop.map_io import map_input
+    pg, watch = page
+    pg.goto(server.url + "/?model=lensing&input=test:1")
+    pg.get_by_text("Explain · lensing · test map #1").wait_for()
+    wait_idle(pg)
+    kappa = (lensing_split().dataset.tensors[0][21, 0].numpy() * model().config.std[0]).astype(np.float32)
+    good, small, image = tmp_path / "kappa.npy", tmp_path / "small.npy", tmp_path / "kappa.fits"
+    np.save(good, kappa)
+    np.save(small, kappa[:60, :60])
+    fits.PrimaryHDU(kappa).writeto(image)
+    sidebar(pg).get_by_role("radio", name="Upload").or_(sidebar(pg).get_by_role("button", name="Upload")).first.click()
+    wait_idle(pg)
+    uploader = sidebar(pg).locator("input[type='file']")
+    uploader.set_input_files(str(good))
+    pg.get_by_text("Explain · lensing · upload: kappa.npy").wait_for()
+    wait_idle(pg)
+    e = explain_map(model(), map_input(kappa, model().config))
+    assert metric(pg, "Omega_m") == f"{e.prediction[0]:.4f}" and metric(pg, "sigma_8") == f"{e.prediction[1]:.4f}"
+    uploader.set_input_files(str(small))
+    pg.get_by_text(re.compile(r"shape \(60, 60\); this model needs one 66x66 map")).wait_for()
+    wait_idle(pg)
+    assert metric(pg, "Omega_m") == f"{e.prediction[0]:.4f}"          # the previous map stays
+    uploader.set_input_files(str(image))
+    pg.get_by_text("Explain · lensing · upload: kappa.fits").wait_for()
+    wait_idle(pg)
+    assert metric(pg, "Omega_m") == f"{e.prediction[0]:.4f}"          # the same map, as FITS
+    errors = watch.take()
+    assert not errors, "browser console errors:\n" + "\n".join(errors)

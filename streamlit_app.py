@@ -29,6 +29,8 @@ pages = [
     st.Page(PAGES / "compare.py", title="Compare methods", icon=":material/compare:", url_path="compare"),
     st.Page(PAGES / "mistakes.py", title="Mistakes", icon=":material/bug_report:", url_path="mistakes"),
 ]
+if (PAGES / "science.py").is_file():  # the lensing study (shown for every model; says what it is about)
+    pages.append(st.Page(PAGES / "science.py", title="Science", icon=":material/science:", url_path="science"))
 if (PAGES / "theory.py").is_file():
     pages.append(st.Page(PAGES / "theory.py", title="Theory", icon=":material/functions:", url_path="theory"))
 

@@ -195,7 +195,8 @@ def _model_summary(lm: LoadedModel) -> None:
     acc = metrics.get("test", {}).get("accuracy") if isinstance(metrics.get("test"), dict) else None
     size = (f"up to {cfg.img_size[-1]} tokens" if views.kind_of_model(lm) == "text"
             else f"{cfg.img_size[0]}×{cfg.img_size[1]}×{cfg.in_chans}")
-    bits = [f"**{plain(cfg.dataset or 'unknown dataset')}**", f"{len(cfg.class_names)} classes",
+    outputs = "parameters" if cfg.task == "regression" else "classes"
+    bits = [f"**{plain(cfg.dataset or 'unknown dataset')}**", f"{len(cfg.class_names)} {outputs}",
             f"{cfg.num_groups} groups", size]
     if acc is not None:
         bits.append(f"test accuracy {acc:.1%}")

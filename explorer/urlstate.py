@@ -99,7 +99,7 @@ def share_link(params: dict, page_path: str = "") -> str:
         base = base.split("?", 1)[0].split("#", 1)[0]
         root = base.rstrip("/")
         # st.context.url ends with the current page's path; replace it with the wanted page
-        for p in ("compare", "mistakes", "theory", "explain"):
+        for p in ("compare", "mistakes", "theory", "explain", "science"):
             if root.endswith("/" + p):
                 root = root[: -len(p) - 1]
                 break

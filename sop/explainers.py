@@ -42,6 +42,8 @@ Which output: every method except Grad-CAM explains the softmax probability of t
 target (what the insertion/deletion curves measure; LIME, SHAP and RISE explain
 probabilities in their papers); Grad-CAM uses the target's logit as in its paper (the
 gradient of a saturated probability vanishes).  Override with ``output="logit"|"prob"``.
+Regression models (e.g. lensing): ``target`` is the index of a parameter and is required;
+every method explains that parameter's standardised estimate (``output="logit"``).
 
 "Removed" always means 0 in normalised space, i.e. the dataset's mean colour -- the
 same as SOP's own masking and the faithfulness curves' default baseline.
@@ -53,6 +55,7 @@ touching the global RNG, so an explanation is reproducible.
 from __future__ import annotations
 
 import math
+import operator
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -390,12 +393,36 @@ METHODS = tuple(list_methods())
 
 # --------------------------------------------------------------------------- entry point
 
+def _is_regression(model: nn.Module) -> bool:
+    return getattr(getattr(model, "config", None), "task", None) == "regression"
+
+
+def _regression_target(model: nn.Module, target) -> int:
+    """A regression model's target is the index of the parameter to explain; there is no default
+    (no "predicted class" to fall back on)."""
+    cfg = model.config
+    names = list(getattr(cfg, "target_names", None) or cfg.class_names)
+    try:
+        index = None if isinstance(target, bool) else operator.index(target)
+    except TypeError:
+        index = None
+    if index is None or not 0 <= index < len(names):
+        choices = ", ".join(f"{i} = {n}" for i, n in enumerate(names))
+        raise InputError(f"a regression model needs target = the index of the parameter to explain ({choices}); "
+                         f"got {target!r}")
+    return int(index)
+
+
 def explain(model: nn.Module, x: torch.Tensor, method: str = "sop", target: int | None = None, *,
             progress: Progress = None, **method_kwargs) -> Explanation:
     """Explain `model`'s output on one input `x` (1, C, H, W) with `method` (see `list_methods()`).
 
     `model`: an SOPModel (required for "sop"; baselines then explain its logits) or any
     classifier x -> logits.  `target`: class to explain, None = the predicted class.
+    Regression models (``model.config.task == "regression"``, e.g. the lensing SOP model and its
+    twin): `target` = the index of the parameter to explain, required (an InputError otherwise)
+    except for "sop", whose groups and scores are shared by every parameter; every method then
+    explains that parameter's (standardised) estimate, never a softmax.
     `progress(fraction)` is called as the work advances (last call: 1.0).
     `method_kwargs` override `default_settings(method)` (plus ``grid=(gh, gw)``).
     """
@@ -407,6 +434,15 @@ def explain(model: nn.Module, x: torch.Tensor, method: str = "sop", target: int 
         raise InputError(f"unknown setting(s) {sorted(unknown)} for {method!r}; known: {sorted(allowed)}")
     settings.update(method_kwargs)
     _check(model, x)
+    if _is_regression(model):
+        # SOP's own groups need no parameter (one GroupSelect: the same groups and scores for all)
+        if target is not None or not info.resolves_target:
+            target = _regression_target(model, target)
+        if settings.get("output") == "prob":  # a softmax over parameter estimates means nothing
+            if method_kwargs.get("output") == "prob":
+                raise InputError("a regression model's output is explained as the estimate itself: "
+                                 "output='prob' does not apply")
+            settings["output"] = "logit"
     grid = tuple(settings.pop("grid", None) or model_grid(model))
     with eval_mode(model):
         t0 = time.perf_counter()

@@ -114,6 +114,7 @@ class Curve:
     inputs: torch.Tensor | None = None   # (S+1, C, H, W) perturbed inputs, when keep_inputs=True
     target: int = -1          # the class whose probability `scores` holds (-1: a regression target)
     removal: Removal | None = None       # rebuilds any step's input: `input_at(x, step)`
+    outputs: np.ndarray | None = None    # (S+1, K) raw outputs at each step (per-parameter regression curves)
 
     def input_at(self, x: torch.Tensor, step: int) -> torch.Tensor:
         """(C, H, W): the input the model saw at `step`, rebuilt from x bit for bit."""
@@ -423,6 +424,7 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, explanation: Explanati
         removal = Removal.of(kept[i * n:(i + 1) * n], i * n, **settings)
         curves[kind] = Curve(kind=kind, mode=mode, fractions=fractions.copy(), scores=scores,
                              auc=auc(fractions, scores), target=_class_index(target), removal=removal,
+                             outputs=outputs[i * n:(i + 1) * n].double().cpu().numpy(),
                              inputs=inputs[i * n:(i + 1) * n].clone() if keep_inputs else None)
     return curves
 

@@ -77,8 +77,9 @@ def _mean_sem(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @torch.no_grad()
-def study(model, split, samples: int | None = None, batch_size: int = 64) -> dict:
-    """The study over the first `samples` maps of `split` (all by default): see the module docstring."""
+def study(model, split, samples: int | None = None, batch_size: int = 64, progress=None) -> dict:
+    """The study over the first `samples` maps of `split` (all by default): see the module docstring.
+    `progress(fraction)`, if given, is called after each batch (the app's progress bar)."""
     names = model.config.target_names or model.config.class_names
     n = len(split.dataset) if samples is None else min(samples, len(split.dataset))
     records = []
@@ -90,6 +91,8 @@ def study(model, split, samples: int | None = None, batch_size: int = 64) -> dic
         for b in range(len(x)):
             records.append(map_record(x[b, 0].numpy(), masks[b], out.group_scores[b].numpy(),
                                       out.group_logits[b].numpy(), out.logits[b].numpy()))
+        if progress is not None:
+            progress(min(1.0, (start + len(x)) / n))
     return summarise(records, names)
 
 

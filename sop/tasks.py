@@ -164,7 +164,7 @@ def _per_input(target, outputs: torch.Tensor) -> torch.Tensor:
     return t.expand(outputs.shape[0]).reshape(-1, 1)
 
 
-# "explorer": the app's pages can show its models (regression's pages are issue 13's next step).
+# "explorer": the app's pages can show its models (regression: explorer/regression_pages.py).
 @register_task("classification", label="Classification", capabilities=("accuracy", "class_scores", "explorer"))
 class ClassificationTask(Task):
     """K classes: an output is K class logits; the prediction is the arg-max class."""
@@ -218,7 +218,7 @@ class ClassificationTask(Task):
         return classification_statistics(model, split, backbone, batch_size)
 
 
-@register_task("regression", label="Regression", capabilities=("parameters",))
+@register_task("regression", label="Regression", capabilities=("parameters", "explorer"))
 class RegressionTask(Task):
     """P real parameters (e.g. weak-lensing Omega_m, sigma_8): an output is P estimates.
 

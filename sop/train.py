@@ -384,7 +384,9 @@ def _sop_stage(pair: _Pair, backbone: nn.Module, bb_report: dict, started: float
     model.cpu()
     backbone.cpu().eval()
     stats = recorded_statistics(model, splits["test"], backbone)
-    twin = {f"backbone_{k}": v for k, v in bb_report.items() if k.startswith("test_")}   # backbone_test_accuracy
+    # backbone_test_accuracy; rounded as every recorded figure, whether the twin was trained in this
+    # run or read from --backbone-checkpoint (whose header already holds it rounded).
+    twin = {f"backbone_{k}": recorded_value(v) for k, v in bb_report.items() if k.startswith("test_")}
     metrics = dict(_public(report), test=stats, **twin,
                    train_minutes=round((time.time() - started) / 60, 2), world_size=d.world)
     sop_cfg.training = dict(command=pair.command, seed=pair.seed, metrics=metrics, environment=describe(),

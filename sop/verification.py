@@ -82,7 +82,9 @@ def recorded_metrics(cfg) -> dict[str, float | None]:
     task = get_task(cfg.task)
     m = cfg.training.get("metrics", {})
     out = _flat(m.get("test", {}), task.compared_keys)
-    out.update({_twin_name(k): m.get(f"backbone_{k}") for k in task.compared_twin_metrics})
+    # Rounded as training now records them: checkpoints written before that hold the twin's figure unrounded.
+    from .train import recorded_value
+    out.update({_twin_name(k): recorded_value(m.get(f"backbone_{k}")) for k in task.compared_twin_metrics})
     return out
 
 

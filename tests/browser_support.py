@@ -28,7 +28,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 # Opening a page's own URL (e.g. /compare) makes Streamlit's frontend probe that path as a
 # base URL first (GET /compare/_stcore/health, host-config -> 404) before falling back to
 # the root: browser noise from Streamlit itself, not an app error.
-BENIGN = [re.compile(r"/(explain|compare|mistakes|theory)/_stcore/(health|host-config)")]
+BENIGN = [re.compile(r"/(explain|compare|mistakes|theory|science)/_stcore/(health|host-config)")]
 
 
 def free_port() -> int:

@@ -100,7 +100,7 @@ def test_regression_curves_score_the_distance_to_the_full_input_prediction(train
         assert dele.scores[0] == pytest.approx(0, abs=1e-6) and ins.scores[-1] == pytest.approx(0, abs=1e-6)
         assert np.all(ins.scores <= 1e-6) and ins.auc <= 0 and ins.target == -1
     twin = sop.load(twin_path)
-    curves = insertion_deletion(twin, x, explain(twin, x, "occlusion"), steps=4)
+    curves = insertion_deletion(twin, x, explain(twin, x, "occlusion", target=0), steps=4)  # a parameter index
     assert curves["deletion"].scores[0] == pytest.approx(0, abs=1e-6)
 
 

@@ -1,0 +1,178 @@
+"""The lensing regression model in a real browser (Playwright driving Debian's Chromium): a test map,
+its groups drawn on the κ map, a group isolated, the Residuals view opened and a point clicked
+there; no browser console errors.  Screenshots under test-artifacts/browser/.
+
+    pytest -m browser tests/test_browser_lensing.py
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import numpy as np
+import pytest
+import torch
+
+import sop
+from sop.regression import r2_rmse, to_physical
+from sop.regression_explain import explain_map
+
+from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ConsoleWatch, StreamlitServer, free_port, \
+    require_browser, screenshot, wait_idle
+from test_browser import TIMEOUT_MS, click_at, click_point, metric, query, sidebar
+
+pytestmark = pytest.mark.browser
+pytest.importorskip("pyccl")
+
+from test_app import MODELS  # noqa: E402
+
+
+@lru_cache(maxsize=None)
+def model():
+    if not (MODELS / "lensing_sop.safetensors").is_file():
+        pytest.skip("no embedded lensing model")
+    return sop.load(MODELS / "lensing_sop.safetensors")
+
+
+@lru_cache(maxsize=None)
+def lensing_split():
+    from sop.data.lensing import load_lensing_split
+    return load_lensing_split("test")
+
+
+@pytest.fixture(scope="module")
+def server():
+    require_browser()
+    srv = StreamlitServer(free_port(), ARTIFACTS / "server_lensing.log").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    watch = ConsoleWatch(pg)
+    yield pg, watch
+    context.close()
+
+
+def outlines(pg, key: str) -> int:
+    """How many group outlines (plotly contour traces) the chart `key` draws."""
+    return pg.locator(f"[class*='st-key-{key}'] g.contour").count()
+
+
+def test_lensing_map_groups_isolate_and_residuals(page, server):
+    pg, watch = page
+    pg.goto(server.url + "/?model=lensing&input=test:9")
+    pg.get_by_text("Explain · lensing · test map #9").wait_for()
+    wait_idle(pg)
+    x = lensing_split().dataset[9][0][None]
+    e = explain_map(model(), x)
+    for n, v in zip(("Omega_m", "sigma_8"), e.prediction):
+        assert metric(pg, n) == f"{v:.4f}"
+    # the κ map with a colour bar and one outline per group with a score above 0
+    pg.locator("[class*='st-key-regression_map_'] .colorbar").first.wait_for()
+    assert outlines(pg, "regression_map") == len(e.used) > 0
+    assert pg.get_by_role("button", name=re.compile("^Isolate")).count() == len(e.scores)
+    screenshot(pg, "lensing_explain", docs=True)
+    # isolate the group with the highest score: its map alone, one outline
+    g = e.used[0]
+    pg.locator(f".st-key-regression_group_{g}").get_by_role("button", name=re.compile("^Isolate")).click()
+    pg.get_by_text(f"Group {g} alone").wait_for()
+    wait_idle(pg)
+    assert outlines(pg, "regression_map") == 1 and outlines(pg, "regression_isolated") == 1
+    assert query(pg)["group"] == str(g)
+    screenshot(pg, "lensing_group_isolated", docs=True)
+    # click a patch of the map that belongs to another scored group: that group is isolated instead
+    from explorer.regression_view import patch_owner
+    grid = tuple(model().adapter.grid)
+    owner = patch_owner(e.masks, e.scores, e.used, grid)
+    other = next((h for h in e.used[1:] if (owner == h).any()), None)
+    if other is not None:
+        r, c = (int(v) for v in np.argwhere(owner == other)[0])
+        plot = pg.locator("[class*='st-key-regression_map_'] .nsewdrag").first
+        plot.scroll_into_view_if_needed()
+        b = plot.bounding_box()
+        click_at(pg, b["x"] + (c + 0.5) / grid[1] * b["width"], b["y"] + (r + 0.5) / grid[0] * b["height"])
+        pg.get_by_text(f"Group {other} alone").wait_for()
+        wait_idle(pg)
+        assert query(pg)["group"] == str(other)
+    # the Residuals view (the Mistakes page of a regression model)
+    pg.get_by_role("link", name=re.compile("Mistakes")).click()
+    pg.get_by_text("Residuals · lensing on its test maps").wait_for()
+    wait_idle(pg)
+    xs, ys = lensing_split().dataset.tensors
+    with torch.no_grad():
+        pred = to_physical(torch.cat([model()(xs[i:i + 128]).logits for i in range(0, len(xs), 128)]),
+                           model().config).numpy()
+    r2, _ = r2_rmse(pred, ys.double().numpy())
+    assert metric(pg, "R² (Omega_m)") == f"{r2[0]:.3f}" and metric(pg, "R² (sigma_8)") == f"{r2[1]:.3f}"
+    chart = pg.locator(".st-key-residuals_0")
+    assert chart.locator(".scatterlayer .trace").nth(1).locator(".point").count() == len(pred)
+    screenshot(pg, "lensing_residuals", docs=True)
+    # click a point of the scatter: that map opens on Explain
+    point = chart.locator(".scatterlayer .trace").nth(1).locator(".point").nth(int(np.argmax(pred[:, 0])))
+    click_point(pg, point)
+    pg.get_by_text(re.compile(r"Explain · lensing · test map #\d+")).wait_for()
+    wait_idle(pg)
+    opened = int(query(pg)["input"].split(":")[1])
+    assert metric(pg, "Omega_m") == f"{pred[opened, 0]:.4f}"
+    assert sidebar(pg).get_by_label(re.compile(r"^Test map \(0-")).input_value() == str(opened)
+    assert not pg.locator("[data-testid='stException']").count()
+    # the Science page: the study's plotly charts (run on request when no stored run matches)
+    pg.get_by_role("link", name=re.compile("Science")).click()
+    pg.get_by_text("Science · voids, clusters and the cosmological parameters").wait_for()
+    wait_idle(pg)
+    run = pg.get_by_role("button", name=re.compile("Run the study"))
+    if run.count():
+        run.click()
+    pg.get_by_text(re.compile(r"^N = 512 test maps")).wait_for()
+    wait_idle(pg)
+    assert pg.locator(".st-key-study_shares .bars .point").count() == 6      # 3 classes x (sky, groups)
+    screenshot(pg, "lensing_science", docs=True)
+    assert not pg.locator("[data-testid='stException']").count()
+    errors = watch.take()
+    assert not errors, "browser console errors:\n" + "\n".join(errors)
+
+
+def test_upload_npy_and_fits_maps_in_the_browser(page, server, tmp_path):
+    from astropy.io import fits
+    from sop.map_io import map_input
+    pg, watch = page
+    pg.goto(server.url + "/?model=lensing&input=test:1")
+    pg.get_by_text("Explain · lensing · test map #1").wait_for()
+    wait_idle(pg)
+    kappa = (lensing_split().dataset.tensors[0][21, 0].numpy() * model().config.std[0]).astype(np.float32)
+    good, small, image = tmp_path / "kappa.npy", tmp_path / "small.npy", tmp_path / "kappa.fits"
+    np.save(good, kappa)
+    np.save(small, kappa[:60, :60])
+    fits.PrimaryHDU(kappa).writeto(image)
+    sidebar(pg).get_by_role("radio", name="Upload").or_(sidebar(pg).get_by_role("button", name="Upload")).first.click()
+    wait_idle(pg)
+    uploader = sidebar(pg).locator("input[type='file']")
+    uploader.set_input_files(str(good))
+    pg.get_by_text("Explain · lensing · upload: kappa.npy").wait_for()
+    wait_idle(pg)
+    e = explain_map(model(), map_input(kappa, model().config))
+    assert metric(pg, "Omega_m") == f"{e.prediction[0]:.4f}" and metric(pg, "sigma_8") == f"{e.prediction[1]:.4f}"
+    uploader.set_input_files(str(small))
+    pg.get_by_text(re.compile(r"shape \(60, 60\); this model needs one 66x66 map")).wait_for()
+    wait_idle(pg)
+    assert metric(pg, "Omega_m") == f"{e.prediction[0]:.4f}"          # the previous map stays
+    uploader.set_input_files(str(image))
+    pg.get_by_text("Explain · lensing · upload: kappa.fits").wait_for()
+    wait_idle(pg)
+    assert metric(pg, "Omega_m") == f"{e.prediction[0]:.4f}"          # the same map, as FITS
+    errors = watch.take()
+    assert not errors, "browser console errors:\n" + "\n".join(errors)

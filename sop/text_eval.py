@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader
 
 from .localisation import METRICS, localisation_scores
 from .model import SOPModel
+from .text import content_mask, drop_tokens
 
 TEXT_METHODS = ("sop", "lime", "kernelshap", "integrated_gradients", "occlusion")
 LABELS = {"sop": "SOP (own groups)", "lime": "LIME", "kernelshap": "KernelSHAP",
@@ -53,18 +54,12 @@ class TextEvalSettings:
     methods: tuple[str, ...] = TEXT_METHODS
 
 
-def content_mask(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    """(B, L) bool: tokens other than [CLS], [SEP] and padding."""
-    bb = model.backbone if isinstance(model, SOPModel) else model
-    return (ids != 0) & (ids != bb.cls_id) & (ids != bb.sep_id)
-
-
 def _features(model, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
     """(feature_mask (1, L): 0 = specials/padding, 1..T = content tokens; baseline ids; T)."""
-    content = content_mask(model, ids)[0]
+    content = content_mask(ids)[0]
     fmask = torch.zeros_like(ids)
     fmask[0, content] = torch.arange(1, int(content.sum()) + 1)
-    baseline = torch.where(content.unsqueeze(0), torch.zeros_like(ids), ids)
+    baseline = drop_tokens(ids, content.unsqueeze(0))
     return fmask, baseline, int(content.sum())
 
 
@@ -120,7 +115,7 @@ def explain_text(model: nn.Module, ids: torch.Tensor, method: str, target: int |
     else:
         raise ValueError(f"unknown text method {method!r}; known: {', '.join(TEXT_METHODS)}")
     a = attr.detach().float().reshape(-1).numpy().copy()
-    a[~content_mask(model, ids)[0].numpy()] = 0.0
+    a[~content_mask(ids)[0].numpy()] = 0.0
     return a, target
 
 
@@ -144,7 +139,7 @@ def text_statistics(model: SOPModel, backbone: nn.Module | None, ids: torch.Tens
             agree += int((bp == pred).sum())
         n += len(y)
     stats = dict(samples=n, accuracy=correct / n, groups_used=used / n, tokens_per_group=tokens / max(used, 1),
-                 sentence_tokens=float((content_mask(model, ids)).sum(-1).float().mean()))
+                 sentence_tokens=float((content_mask(ids)).sum(-1).float().mean()))
     if backbone is not None:
         stats.update(backbone_accuracy=bb_correct / n, fidelity=agree / n)
     return stats

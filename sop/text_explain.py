@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 from .model import SOPModel
-from .text import decode_tokens
-from .text_eval import content_mask
+from .text import content_mask, decode_tokens
 
 
 @dataclass(frozen=True)
@@ -97,6 +96,6 @@ def explain_sentence(model: SOPModel, ids: torch.Tensor) -> SentenceExplanation:
         pos = [int(p) for p in np.flatnonzero(masks[g] > 0)]
         groups.append(TextGroup(group=g, positions=pos, words=[tokens[p] for p in pos], score=float(scores[g]),
                                 alone_probs=alone[g]))
-    return SentenceExplanation(ids=ids.clone(), tokens=tokens, content=content_mask(model, ids)[0].numpy(),
+    return SentenceExplanation(ids=ids.clone(), tokens=tokens, content=content_mask(ids)[0].numpy(),
                                probs=out.probs[0].double().numpy(), scores=scores, masks=masks,
                                group_logits=group_logits.double().numpy(), groups=groups)

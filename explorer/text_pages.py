@@ -91,9 +91,7 @@ def _explain(lm: LoadedModel, ti: TextInput) -> None:
     sx = text_compute.sentence(lm, ti.ids, ti.key)
     pred = sx.prediction
     G = len(sx.groups)
-    group = st.session_state.get("group")
-    if not isinstance(group, int) or not 0 <= group < G:
-        group = st.session_state["group"] = None
+    group = ui.selected_group(G)
 
     st.markdown(f"#### Explain · {ui.plain(lm.spec.name)} · {ui.plain(ti.name)}")
     _truncation_notice(lm, ti)
@@ -199,18 +197,9 @@ def _explain_curves(lm: LoadedModel, ti: TextInput, sx):
         st.caption("The sentence as the model read it at this step (struck-through tokens dropped).")
     with left:
         curve_key = f"text_curve_chart_{mode}_{step}_{ti.key}"
-
-        def _on_curve_click() -> None:
-            state = st.session_state.get(curve_key)
-            for p in (state.selection.points if state is not None else []):
-                k = charts.point_data(p)
-                if k is not None:
-                    st.session_state["curve_step"] = int(k)
-                    return
-
         st.plotly_chart(charts.curves_figure(got, step=step, title=f"p({names[got['insertion'].target]})",
                                              unit="tokens"),
-                        key=curve_key, on_select=_on_curve_click, selection_mode="points", config=charts.CONFIG,
+                        key=curve_key, on_select=ui.on_chart_point(curve_key, ui.set_curve_step), selection_mode="points", config=charts.CONFIG,
                         theme=None)
         m1, m2 = st.columns(2)
         m1.metric("Insertion AUC", f"{got['insertion'].auc:.3f}", help="higher is better")
@@ -310,37 +299,15 @@ def _mistakes(lm: LoadedModel) -> None:
         ui.finish({"model": lm.spec.url}, "mistakes")
         return
     ids, labels = data.dataset.tensors
-    bar = st.empty()
-    preds = compute.split_predictions(
-        lm, lm.config.dataset, "test", ids, labels,
-        progress=lambda f: bar.progress(f, text=f"Running the model on {len(labels)} test sentences… {f:.0%}"))
-    bar.empty()
+    preds = ui.mistakes_summary(lm, ids, labels, "sentences")
     cm = preds.confusion(K)
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Test accuracy", f"{preds.accuracy:.1%}")
-    m2.metric("Misclassified", f"{len(preds.mistakes)} of {len(labels)}")
-    m3.metric("Classes", K)
-    m4.metric("Groups per input", lm.num_groups)
 
-    cell = _parse_cell(st.session_state.get("mistake_cell"), K)
+    cell = ui.parse_cell(st.session_state.get("mistake_cell"), K)
     if cell is None:
         st.session_state.pop("mistake_cell", None)
     left, right = st.columns([1, 1.8], gap="large")
     with left:
-        st.markdown("**Confusion matrix**")
-        cm_key = f"text_confusion_{lm.key}_{cell}"
-
-        def _on_cell() -> None:
-            state = st.session_state.get(cm_key)
-            for p in (state.selection.points if state is not None else []):
-                t, q = charts.point_data(p, 0), charts.point_data(p, 1)
-                if t is not None and q is not None:
-                    st.session_state["mistake_cell"] = f"{int(t)},{int(q)}"
-                    return
-
-        st.plotly_chart(charts.confusion_figure(cm, names, selected=cell, height=min(480, max(260, 36 * K + 110))),
-                        key=cm_key, on_select=_on_cell, selection_mode="points", config=charts.CONFIG, theme=None)
-        st.caption("Rows: true class; columns: predicted class. Click a cell to list its sentences.")
+        ui.confusion_picker(cm, names, cell, key=f"text_confusion_{lm.key}_{cell}", what="sentences")
     with right:
         if cell is not None:
             t, p = cell
@@ -377,10 +344,3 @@ def _mistakes(lm: LoadedModel) -> None:
                     st.switch_page("explorer/pages/explain.py")
     ui.finish({"model": lm.spec.url, "cell": st.session_state.get("mistake_cell")}, "mistakes")
 
-
-def _parse_cell(raw, k: int) -> tuple[int, int] | None:
-    try:
-        t, p = (int(v) for v in str(raw).split(","))
-    except (TypeError, ValueError):
-        return None
-    return (t, p) if 0 <= t < k and 0 <= p < k else None

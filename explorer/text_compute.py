@@ -18,6 +18,9 @@ from .compute import POST_HOC, _key, cached, remember
 from .models import LoadedModel, compute_lock
 
 METHODS = TEXT_METHODS
+# The baselines in the order Compare runs them: cheapest first (measured on the reviews default,
+# 2 CPU cores: occlusion and IG under a second, KernelSHAP and LIME several seconds).
+BASELINES_BY_COST = ("occlusion", "integrated_gradients", "kernelshap", "lime")
 CURVE_MODES = ("token", "grouped")
 MODE_LABELS = {"token": "One token per step", "grouped": "Grouped"}
 
@@ -36,8 +39,9 @@ def sentence(lm: LoadedModel, ids, key: str) -> SentenceExplanation:
     return remember(k, sx)
 
 
-def token_map(lm: LoadedModel, ids, key: str, method: str, *, compute: bool = True):
-    """(attribution (L,), target, seconds) of `method`: SOP explains the SOP model, the baselines the twin."""
+def token_map(lm: LoadedModel, ids, key: str, method: str, *, compute: bool = True, progress=None):
+    """(attribution (L,), target, seconds) of `method`: SOP explains the SOP model, the baselines the twin.
+    `progress(share)` while a baseline runs (a Streamlit call there lets a rerun stop the work)."""
     model, model_key = lm.model_for(method if method == "sop" else POST_HOC)
     k = _key("text-map", model_key, method, key)
     hit = cached(k)
@@ -45,7 +49,7 @@ def token_map(lm: LoadedModel, ids, key: str, method: str, *, compute: bool = Tr
         return hit
     with compute_lock():
         t0 = time.perf_counter()
-        a, target = explain_text(model, ids, method)
+        a, target = explain_text(model, ids, method, progress=progress)
         seconds = time.perf_counter() - t0
     return remember(k, (np.asarray(a, dtype=float), int(target), float(seconds)))
 

@@ -230,6 +230,68 @@ def _explain_export(lm: LoadedModel, ti: TextInput, sx, curves, mode: str) -> No
 
 # --------------------------------------------------------------------------- Compare
 
+# The baselines take from under a second (Occlusion) to about ten (LIME, KernelSHAP) each.  They run on
+# request, as a run request in session state tied to the view it was made for (model, sentence, curve
+# kind), cheapest first, each card filled as soon as its map is ready.  Each baseline reports progress
+# through a bar (a Streamlit call): a new sentence or setting (a rerun) stops the work there and the
+# next run drops the request; *Cancel* does the same on purpose.  What was finished stays cached.
+
+def _compare_view(lm: LoadedModel, ti: TextInput, mode: str) -> str:
+    return compute.signature("text-compare-run", lm.key, ti.key, mode)
+
+
+def _request_run(todo: list[str], view: str) -> None:
+    st.session_state["text_cmp_run"] = {"methods": list(todo), "view": view}
+
+
+def _cancel_run() -> None:
+    req = st.session_state.pop("text_cmp_run", None)
+    if req:
+        st.session_state["text_cmp_note"] = (f"Cancelled {', '.join(text_compute.label(m) for m in req['methods'])}"
+                                             ". What was finished stays cached.")
+
+
+def _computed(lm: LoadedModel, ti: TextInput, m: str, mode: str):
+    """(token map, curves) of method m from the cache, or None while either is missing."""
+    got = text_compute.token_map(lm, ti.ids, ti.key, m, compute=False)
+    crv = text_compute.curves(lm, ti.ids, ti.key, m, mode, compute=False)
+    return None if got is None or crv is None else (got, crv)
+
+
+def _map_card(lm: LoadedModel, ti: TextInput, sx, m: str, mode: str, slot, queued: bool) -> None:
+    """Method m's card body (in `slot`, an st.empty): its token map and AUCs, or why it is not there yet."""
+    done = _computed(lm, ti, m, mode)
+    with slot.container():
+        if done is None:
+            st.caption("Queued: it runs after the maps above it." if queued else
+                       "Not computed yet: use the button above.")
+            return
+        (a, target, seconds), crv = done
+        _sentence_html(text_view.heat_html(sx.tokens, sx.content, a), f"map_{m}")
+        st.caption(f"insertion AUC {crv['insertion'].auc:.3f} · deletion AUC {crv['deletion'].auc:.3f} · "
+                   f"explains p({ui.plain(lm.class_names[target])}) · {seconds:.2f} s")
+
+
+def _run_baselines(lm: LoadedModel, ti: TextInput, sx, mode: str, todo: list[str], where, slots) -> None:
+    """Compute `todo` one by one with a progress bar and a Cancel button; each card is drawn when ready."""
+    with where:
+        b1, b2 = st.columns([4, 1], vertical_alignment="center")
+        bar = b1.progress(0.0, text="Starting…")
+        b2.button("Cancel", key="text_cancel_run", icon=":material/stop:", on_click=_cancel_run,
+                  help="Stop the work in flight (a new sentence or setting stops it too).")
+    for i, m in enumerate(todo):
+        text = f"{text_compute.label(m)} ({i + 1}/{len(todo)})"
+
+        def report(f: float, i=i, text=text) -> None:
+            f = max(0.0, min(1.0, f))
+            bar.progress(min(1.0, (i + f) / len(todo)), text=f"Running {text}… {f:.0%}")
+
+        report(0.0)
+        text_compute.token_map(lm, ti.ids, ti.key, m, progress=report)
+        text_compute.curves(lm, ti.ids, ti.key, m, mode)
+        _map_card(lm, ti, sx, m, mode, slots[m], queued=True)
+
+
 def _compare(lm: LoadedModel, ti: TextInput) -> None:
     names = lm.class_names
     sx = text_compute.sentence(lm, ti.ids, ti.key)
@@ -244,40 +306,49 @@ def _compare(lm: LoadedModel, ti: TextInput) -> None:
                "SOP's map is Σ score × group mask of the SOP model; each baseline explains the plain twin, as "
                "`python -m sop evaluate-text` does. The curves drop tokens ([PAD]) in the order of each map.")
     mode = _curve_mode()
-    missing = [m for m in text_compute.METHODS
-               if text_compute.token_map(lm, ti.ids, ti.key, m, compute=False) is None
-               or text_compute.curves(lm, ti.ids, ti.key, m, mode, compute=False) is None]
-    sop_missing = "sop" in missing
-    baselines_missing = [m for m in missing if m != "sop"]
-    if sop_missing:
+    if _computed(lm, ti, "sop", mode) is None:
         with st.spinner("SOP's token map…"):
             text_compute.curves(lm, ti.ids, ti.key, "sop", mode)
-    if baselines_missing and st.button(f"Compute {', '.join(text_compute.label(m) for m in baselines_missing)}",
-                                       key="text_compute_baselines", type="primary", icon=":material/play_arrow:",
-                                       help="Each takes from under a second (Occlusion) to about ten (LIME: 200 perturbed "
-                                            "sentences each)."):
-        bar = st.progress(0.0, text="Computing the baselines…")
-        for i, m in enumerate(baselines_missing):
-            with st.spinner(f"{text_compute.label(m)}…"):
-                text_compute.token_map(lm, ti.ids, ti.key, m)
-                text_compute.curves(lm, ti.ids, ti.key, m, mode)
-            bar.progress((i + 1) / len(baselines_missing), text=f"{text_compute.label(m)} done")
-        bar.empty()
-    rows = []
+    waiting = [m for m in text_compute.BASELINES_BY_COST if _computed(lm, ti, m, mode) is None]
+    view = _compare_view(lm, ti, mode)
+    run_area = st.container()
+    note = st.session_state.pop("text_cmp_note", None)
+    request = st.session_state.get("text_cmp_run")
+    if request is not None and request.get("view") != view:
+        st.session_state.pop("text_cmp_run", None)
+        note = (f"Stopped {', '.join(text_compute.label(m) for m in request['methods'])}: the sentence or the "
+                "curve kind changed while they ran. What was finished stays cached.")
+        request = None
+    if note:
+        run_area.info(note, icon=":material/stop_circle:")
+    todo = [m for m in (request or {}).get("methods", []) if m in waiting]
+    if waiting and not todo:
+        run_area.button(f"Compute {', '.join(text_compute.label(m) for m in waiting)}", key="text_compute_baselines",
+                        type="primary", icon=":material/play_arrow:", on_click=_request_run, args=(waiting, view),
+                        help="Cheapest first, each map shown as soon as it is ready: from under a second "
+                             "(Occlusion) to about ten (LIME, KernelSHAP: 200 perturbed sentences each). "
+                             "A Cancel button stops the run.")
+    slots = {}
     cols = st.columns(2)
     for n, m in enumerate(text_compute.METHODS):
-        got = text_compute.token_map(lm, ti.ids, ti.key, m, compute=False)
-        crv = text_compute.curves(lm, ti.ids, ti.key, m, mode, compute=False)
         with cols[n % 2], st.container(border=True, key=f"text_map_{m}"):
             st.markdown(f"**{text_compute.label(m)}** · explains "
                         f"{'the SOP model' if m == 'sop' else 'the twin'}")
-            if got is None or crv is None:
-                st.caption("Not computed yet: use the button above.")
-                continue
-            a, target, seconds = got
-            _sentence_html(text_view.heat_html(sx.tokens, sx.content, a), f"map_{m}")
-            st.caption(f"insertion AUC {crv['insertion'].auc:.3f} · deletion AUC {crv['deletion'].auc:.3f} · "
-                       f"explains p({ui.plain(names[target])}) · {seconds:.2f} s")
+            slots[m] = st.empty()
+        _map_card(lm, ti, sx, m, mode, slots[m], queued=m in todo)
+    if todo:
+        try:
+            _run_baselines(lm, ti, sx, mode, todo, run_area, slots)
+        except Exception:   # a failing method: drop the request (no retry on every rerun), show the error
+            st.session_state.pop("text_cmp_run", None)
+            raise           # (a rerun or Cancel stops the script with a BaseException: the request stays for it)
+        st.session_state.pop("text_cmp_run", None)
+        st.rerun()   # everything is cached now: redraw with the table
+    rows = []
+    for m in text_compute.METHODS:
+        done = _computed(lm, ti, m, mode)
+        if done is not None:
+            (_, _, seconds), crv = done
             rows.append({"method": text_compute.label(m), "insertion AUC ↑": round(crv["insertion"].auc, 3),
                          "deletion AUC ↓": round(crv["deletion"].auc, 3), "seconds": round(seconds, 2)})
     if rows:

@@ -157,9 +157,12 @@ def test_compare_page_draws_token_maps_of_sop_and_the_baselines():
     ids, sx = lib_sentence(SENTENCE)
     maps = lambda: [m.value for m in at.markdown if 'class="sop-sentence"' in m.value]  # noqa: E731
     assert len(maps()) == 1 and texts(at).count("Not computed yet") == 4      # SOP at once, baselines on request
+    assert at.button(key="text_compute_baselines").label == \
+        "Compute Occlusion (one token), Integrated Gradients, KernelSHAP, LIME"     # cheapest first
     at.button(key="text_compute_baselines").click()
     run(at)
-    assert "Not computed yet" not in texts(at) and len(maps()) == 5
+    assert "Not computed yet" not in texts(at) and "Queued" not in texts(at) and len(maps()) == 5
+    assert not [b for b in at.button if b.key in ("text_cancel_run", "text_compute_baselines")]
     captions = [c.value for c in at.caption if "insertion AUC" in c.value]
     assert len(captions) == 5
     # occlusion on the twin, one token per step, as the library computes it
@@ -219,3 +222,41 @@ def test_text_export_json_and_figure_hold_the_library_values():
             assert record["curves"][mode][kind]["auc"] == pytest.approx(curves[mode][kind].auc, abs=1e-6)
     img = Image.open(io.BytesIO(text_export.text_figure_png(lm, ti, sx, dpi=100)))
     assert img.format == "PNG" and img.width == 1100 and img.height > 100
+
+
+def test_compare_baselines_run_one_by_one_with_a_cancel(monkeypatch):
+    """The baselines run cheapest first; each map shows as soon as it is ready, with a progress bar and a
+    Cancel button.  AppTest runs a script to its end, so the second baseline stops the script run with
+    st.stop() half-way (what a click on Cancel does to the running script at its next Streamlit call)."""
+    import streamlit as st
+
+    from explorer import text_compute
+    calls: list[str] = []
+    real = text_compute.explain_text
+
+    def interrupted_second(model, ids, method, progress=None, **kw):
+        if method != "sop":   # SOP's own map is read off its forward pass, before the baselines
+            calls.append(method)
+        if method == "integrated_gradients" and calls.count(method) == 1:
+            progress(0.5)
+            st.stop()
+        return real(model, ids, method, progress=progress, **kw)
+
+    monkeypatch.setattr(text_compute, "explain_text", interrupted_second)
+    at = typed_app("the battery was never bad , and the screen was lovely")   # nothing cached for it
+    switch(at, "compare")
+    at.button(key="text_compute_baselines").click()
+    run(at)
+    assert calls == ["occlusion", "integrated_gradients"]
+    maps = [m.value for m in at.markdown if 'class="sop-sentence"' in m.value]
+    assert len(maps) == 2                              # SOP's map and Occlusion's, drawn before IG finished
+    assert texts(at).count("Queued") == 3              # IG (in flight), KernelSHAP and LIME wait in their cards
+    bars = [p.text for p in at.get("progress")]
+    assert any("Running Integrated Gradients (2/4)… 50%" in t for t in bars), bars
+    at.button(key="text_cancel_run").click()
+    run(at)
+    assert calls == ["occlusion", "integrated_gradients"]          # nothing runs again
+    assert any("Cancelled Occlusion (one token), Integrated Gradients, KernelSHAP, LIME" in i.value for i in at.info)
+    assert at.button(key="text_compute_baselines").label == "Compute Integrated Gradients, KernelSHAP, LIME"
+    assert len([m for m in at.markdown if 'class="sop-sentence"' in m.value]) == 2   # occlusion stays cached
+    assert set(at.dataframe[0].value["method"]) == {"SOP (own groups)", "Occlusion (one token)"}

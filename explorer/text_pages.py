@@ -103,7 +103,7 @@ def _explain(lm: LoadedModel, ti: TextInput) -> None:
                          format_func=lambda g: f"g{g} · {sx.scores[g]:.2f}", key=f"text_shown_{ti.key}_{lm.key}",
                          help="Each colour is one group (the same colours as on the image pages). Where groups "
                               "overlap, a token shows the group with the larger score × mask.")
-        owner = text_view.group_owner(sx.masks, sx.scores, shown or [])
+        owner = sx.owner(shown or [])
         _sentence_html(text_view.groups_html(sx.tokens, sx.content, owner, sx.scores, shown or []), "text_sentence")
         st.caption(_true_caption(lm, ti, pred))
     with c_pred:
@@ -404,7 +404,7 @@ def _mistakes(lm: LoadedModel) -> None:
             with st.container(border=True, key=f"text_mistake_{i}"):
                 st.markdown(f"**#{i}**: true **{ui.plain(names[preds.labels[i]])}** → predicted "
                             f"**{ui.plain(names[preds.preds[i]])}** ({preds.probs[i].max():.0%})")
-                owner = text_view.group_owner(sx.masks, sx.scores, [g.group for g in sx.used])
+                owner = sx.owner()
                 _sentence_html(text_view.groups_html(sx.tokens, sx.content, owner, sx.scores,
                                                      [g.group for g in sx.used]), f"mistake_sentence_{i}")
                 st.caption(" · ".join(f"group {g.group}: {g.score:.2f} → {ui.plain(names[g.alone_class])}"

@@ -9,27 +9,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 
 from .text_explain import SentenceExplanation
 from .visualize import group_colour
-
-
-def _words(sx: SentenceExplanation) -> list[tuple[int, str]]:
-    """(position, text) of the content tokens, word pieces glued to the previous token."""
-    out: list[tuple[int, str]] = []
-    for p in np.flatnonzero(sx.content):
-        t = sx.tokens[p]
-        out.append((int(p), t[2:] if t.startswith("##") and out else t))
-    return out
 
 
 def _draw_row(ax, y: float, sx: SentenceExplanation, colour_of, fontsize: float, x0: float = 0.01) -> None:
     """One line of the sentence at height y from x0; colour_of(position) -> hex or None."""
     renderer = ax.figure.canvas.get_renderer()
     x = x0
-    for p, text in _words(sx):
-        glued = sx.tokens[p].startswith("##")
+    for p, text, glued in sx.pieces():
         x -= 0.006 if glued else 0.0
         c = colour_of(p)
         box = dict(boxstyle="round,pad=0.2", facecolor=c + "55", edgecolor=c) if c else None
@@ -41,7 +30,8 @@ def _draw_row(ax, y: float, sx: SentenceExplanation, colour_of, fontsize: float,
 
 def sentence_figure(sx: SentenceExplanation, class_names: Sequence[str], *, title: str = "",
                     true_label: int | None = None, max_groups: int = 8):
-    """The figure: the sentence coloured by group (highest score wins), then each scored group alone."""
+    """The figure: the sentence coloured by group (as on the Explain page: the used group with the largest
+    score x mask), then each scored group alone."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     used = sx.used[:max_groups] or sx.groups[:1]
@@ -55,11 +45,11 @@ def sentence_figure(sx: SentenceExplanation, class_names: Sequence[str], *, titl
     if true_label is not None:
         head += f" · true: {class_names[true_label]}"
     ax.set_title((title + "\n" if title else "") + head, fontsize=11, loc="left")
-    owner = sx.owner()
-    scored = {g.group for g in used}
+    scored = [g.group for g in used]
+    owner = sx.owner(scored)
     step = 1.0 / rows
     y = 1 - step / 2
-    _draw_row(ax, y, sx, lambda p: group_colour(owner[p]) if owner[p] in scored else None, 12)
+    _draw_row(ax, y, sx, lambda p: group_colour(owner[p]) if owner[p] >= 0 else None, 12)
     for g in used:
         y -= step
         members = set(g.positions)

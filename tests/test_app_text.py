@@ -144,11 +144,39 @@ def test_typed_text_goes_into_the_link_and_reopens_the_view():
 
 
 def test_typed_markup_is_shown_as_text():
+    """The tokenizer splits "<script>" into "<", "script", ">", so the page can never hold that string
+    anyway: check instead that every "<" and ">" token is escaped and the markup has only our tags."""
+    from html.parser import HTMLParser
     at = typed_app("<script>alert(1)</script> the film was <b>bad</b>")
     markup = sentence_markup(at)
-    assert "<script>" not in markup and "<b>" not in markup
-    assert html.escape("<") in markup and "script" in markup
-    assert "[SEP]" not in markup
+
+    class Tags(HTMLParser):
+        tags, text = set(), []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.add(tag)
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    parsed = Tags()
+    parsed.feed(markup)
+    assert parsed.tags == {"div", "span"}
+    assert markup.count("&lt;") == markup.count("&gt;") == 4            # <script> </script> <b> </b>
+    assert "".join(parsed.text).count("<") == 4 and "[SEP]" not in markup
+
+
+def test_token_strings_are_escaped_in_every_view():
+    """explorer.text_view escapes whatever a token string holds (a checkpoint's tokenizer could keep "<b>"
+    as one token): the sentence, the heat map and the step views."""
+    from explorer import text_view
+    tokens = ["[CLS]", "<img src=x onerror=alert(1)>", "fine", "[SEP]"]
+    content = np.array([False, True, True, False])
+    views = [text_view.groups_html(tokens, content, np.array([-1, 0, 0, -1]), np.array([1.0])),
+             text_view.heat_html(tokens, content, np.array([0.0, 0.5, -0.2, 0.0])),
+             text_view.step_html(tokens, content, np.array([True, False, True, True]))]
+    for markup in views:
+        assert "<img" not in markup and html.escape(tokens[1]) in markup and "fine" in markup
 
 
 def test_compare_page_draws_token_maps_of_sop_and_the_baselines():

@@ -177,3 +177,25 @@ def test_bad_curve_requests_are_refused(model, ids):
         token_insertion_deletion(model, ids, attribution=np.zeros(ids.shape[1]), mode="pixel")
     with pytest.raises(InputError, match="one sentence"):
         token_insertion_deletion(model, ids[0], attribution=np.zeros(ids.shape[1]))
+
+
+def test_page_and_figure_colour_each_token_by_the_same_group(sx):
+    """A token's colour: among the used groups, the one with the largest score x mask (sx.owner), in the
+    explorer's sentence and in the figure's first row alike."""
+    from matplotlib.colors import to_rgba
+
+    from sop.text_figure import sentence_figure
+    from sop.visualize import group_colour
+    used = [g.group for g in sx.used]
+    weight = sx.scores[used, None] * sx.masks[used]
+    expected = np.where((sx.masks[used] > 0).any(0), np.array(used)[weight.argmax(0)], -1)
+    assert np.array_equal(sx.owner(), expected) and (expected >= 0).any()
+    fig = sentence_figure(sx, ["negative", "positive"])
+    first_row = fig.axes[0].texts[:len(sx.pieces())]
+    assert [t.get_text() for t in first_row] == [text for _, text, _ in sx.pieces()]
+    for (p, _, _), t in zip(sx.pieces(), first_row):
+        box = t.get_bbox_patch()
+        if expected[p] < 0:
+            assert box is None
+        else:
+            assert box.get_facecolor() == pytest.approx(to_rgba(group_colour(int(expected[p])) + "55"))

@@ -504,6 +504,12 @@ def token_insertion_deletion(model: nn.Module, ids: torch.Tensor, *, attribution
         raise InputError(f"token curves take one sentence of shape (1, L), got {tuple(ids.shape)}")
     from .text import content_mask, drop_tokens
     content = content_mask(ids)[0]
+    length = ids.shape[1]
+    if attribution is not None and np.asarray(attribution).size != length:
+        raise InputError(f"the attribution has {np.asarray(attribution).size} values; the sentence has {length} "
+                         "token positions (one value per position, [CLS], [SEP] and padding included)")
+    if groups is not None and np.asarray(groups).shape[-1:] != (length,):
+        raise InputError(f"the groups have shape {np.asarray(groups).shape}; expected (G, {length}) token masks")
     if not bool(content.any()):
         raise InputError("the sentence has no content token to insert or delete")
     sets = token_sets(content, mode, attribution, groups, scores, group_sizes)

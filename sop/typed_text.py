@@ -25,7 +25,9 @@ class TypedText:
 
 def encode_typed(text: str, length: int) -> TypedText:
     """Token ids (1, L) of a typed sentence; InputError for empty or whitespace-only text."""
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
+        raise InputError(f"expected the text as a string, got {type(text).__name__}")
+    if not text.strip():
         raise InputError("the text is empty (or only whitespace): type a sentence")
     total = token_count(text, literal=True)
     enc = tokenizer()(text, split_special_tokens=True, padding="max_length", truncation=True, max_length=length)

@@ -177,6 +177,12 @@ def test_bad_curve_requests_are_refused(model, ids):
         token_insertion_deletion(model, ids, attribution=np.zeros(ids.shape[1]), mode="pixel")
     with pytest.raises(InputError, match="one sentence"):
         token_insertion_deletion(model, ids[0], attribution=np.zeros(ids.shape[1]))
+    with pytest.raises(InputError, match="the attribution has 5 values; the sentence has 32"):
+        token_insertion_deletion(model, ids, attribution=np.zeros(5))
+    with pytest.raises(InputError, match=r"expected \(G, 32\) token masks"):
+        token_insertion_deletion(model, ids, groups=np.ones((8, 30)), scores=np.ones(8), mode="grouped")
+    with pytest.raises(InputError, match="as a string, got bytes"):
+        encode_typed(b"not bad", 32)
 
 
 def test_page_and_figure_colour_each_token_by_the_same_group(sx):

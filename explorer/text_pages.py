@@ -180,9 +180,7 @@ def _explain_curves(lm: LoadedModel, ti: TextInput, sx):
         with st.spinner("Computing the curves over tokens…"):
             got = text_compute.curves(lm, ti.ids, ti.key, "sop", mode)
     S = len(got["insertion"].scores) - 1
-    step = st.session_state.get("curve_step")
-    if not isinstance(step, int) or not 0 <= step <= S:
-        st.session_state["curve_step"] = step = min(S, max(0, step if isinstance(step, int) else S // 2))
+    step = ui.curve_step(S, S // 2)
     left, right = st.columns([1.2, 1], gap="large")
     with right:
         step = st.slider("Step", 0, S, key="curve_step", persist_state="session",
@@ -274,20 +272,10 @@ def _map_card(lm: LoadedModel, ti: TextInput, sx, m: str, mode: str, slot, queue
 
 def _run_baselines(lm: LoadedModel, ti: TextInput, sx, mode: str, todo: list[str], where, slots) -> None:
     """Compute `todo` one by one with a progress bar and a Cancel button; each card is drawn when ready."""
-    with where:
-        b1, b2 = st.columns([4, 1], vertical_alignment="center")
-        bar = b1.progress(0.0, text="Starting…")
-        b2.button("Cancel", key="text_cancel_run", icon=":material/stop:", on_click=_cancel_run,
-                  help="Stop the work in flight (a new sentence or setting stops it too).")
+    job = ui.run_progress(where, [text_compute.label(m) for m in todo], cancel_key="text_cancel_run",
+                          on_cancel=_cancel_run, help="Stop the work in flight (a new sentence or setting stops it too).")
     for i, m in enumerate(todo):
-        text = f"{text_compute.label(m)} ({i + 1}/{len(todo)})"
-
-        def report(f: float, i=i, text=text) -> None:
-            f = max(0.0, min(1.0, f))
-            bar.progress(min(1.0, (i + f) / len(todo)), text=f"Running {text}… {f:.0%}")
-
-        report(0.0)
-        text_compute.token_map(lm, ti.ids, ti.key, m, progress=report)
+        text_compute.token_map(lm, ti.ids, ti.key, m, progress=job(i))
         text_compute.curves(lm, ti.ids, ti.key, m, mode)
         _map_card(lm, ti, sx, m, mode, slots[m], queued=True)
 

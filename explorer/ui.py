@@ -379,3 +379,33 @@ def mistakes_summary(lm: LoadedModel, inputs, labels, noun: str):
     m3.metric("Classes", len(lm.class_names))
     m4.metric("Groups per input", lm.num_groups)
     return preds
+
+
+def run_progress(where, labels: list[str], *, cancel_key: str, on_cancel, help: str):
+    """One progress bar over the jobs named `labels`, with a Cancel button, in `where` (Compare's
+    expensive methods).  Returns job(i) -> progress(share) callback of job i.  Each callback is a
+    Streamlit call: a rerun (Cancel, a new input or setting) stops the work there."""
+    with where:
+        b1, b2 = st.columns([4, 1], vertical_alignment="center")
+        bar = b1.progress(0.0, text="Starting…")
+        b2.button("Cancel", key=cancel_key, icon=":material/stop:", on_click=on_cancel, help=help)
+
+    def job(i: int):
+        text = f"{labels[i]} ({i + 1}/{len(labels)})"
+
+        def report(f: float) -> None:
+            f = max(0.0, min(1.0, f))
+            bar.progress(min(1.0, (i + f) / len(labels)), text=f"Running {text}… {f:.0%}")
+
+        report(0.0)
+        return report
+    return job
+
+
+def curve_step(last: int, default: int) -> int:
+    """The curve step slider's value (`st.session_state["curve_step"]`), kept within 0..last; `default`
+    when there is none yet."""
+    step = st.session_state.get("curve_step")
+    if not isinstance(step, int) or not 0 <= step <= last:
+        st.session_state["curve_step"] = step = min(last, max(0, step if isinstance(step, int) else default))
+    return step

@@ -166,14 +166,9 @@ def tokenize(texts, max_length: int = DEFAULT_LENGTH, *, words: bool = False) ->
 
 
 def token_count(text: str, *, literal: bool = False) -> int:
-    """Tokens `text` needs, [CLS] and [SEP] included.  `literal=True`: "[SEP]" typed in the text
+    """Tokens `text` needs, [CLS] and [SEP] included (more than L: it is cut to L).  `literal=True`: "[SEP]" typed in the text
     counts as the word pieces of that string, not as the special token (`sop.typed_text`)."""
     return len(tokenizer()(text, truncation=False, split_special_tokens=literal)["input_ids"])
-
-
-def was_truncated(text: str, max_length: int, *, literal: bool = False) -> bool:
-    """Whether `text` needs more than `max_length` tokens (with [CLS] and [SEP])."""
-    return token_count(text, literal=literal) > max_length
 
 
 @lru_cache(maxsize=1)

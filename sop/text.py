@@ -166,8 +166,8 @@ def tokenize(texts, max_length: int = DEFAULT_LENGTH, *, words: bool = False) ->
 
 
 def token_count(text: str, *, literal: bool = False) -> int:
-    """Tokens `text` needs, [CLS] and [SEP] included (more than L: it is cut to L).  `literal=True`: "[SEP]" typed in the text
-    counts as the word pieces of that string, not as the special token (`sop.typed_text`)."""
+    """Tokens `text` needs, [CLS] and [SEP] included (more than L: it is cut to L).  `literal=True`:
+    "[SEP]" typed in the text counts as the word pieces of that string, not as the special token."""
     return len(tokenizer()(text, truncation=False, split_special_tokens=literal)["input_ids"])
 
 

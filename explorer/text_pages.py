@@ -197,7 +197,8 @@ def _explain_curves(lm: LoadedModel, ti: TextInput, sx):
         curve_key = f"text_curve_chart_{mode}_{step}_{ti.key}"
         st.plotly_chart(charts.curves_figure(got, step=step, title=f"p({names[got['insertion'].target]})",
                                              unit="tokens"),
-                        key=curve_key, on_select=ui.on_chart_point(curve_key, ui.set_curve_step), selection_mode="points", config=charts.CONFIG,
+                        key=curve_key, on_select=ui.on_chart_point(curve_key, ui.set_curve_step),
+                        selection_mode="points", config=charts.CONFIG,
                         theme=None)
         m1, m2 = st.columns(2)
         m1.metric("Insertion AUC", f"{got['insertion'].auc:.3f}", help="higher is better")
@@ -273,7 +274,8 @@ def _map_card(lm: LoadedModel, ti: TextInput, sx, m: str, mode: str, slot, queue
 def _run_baselines(lm: LoadedModel, ti: TextInput, sx, mode: str, todo: list[str], where, slots) -> None:
     """Compute `todo` one by one with a progress bar and a Cancel button; each card is drawn when ready."""
     job = ui.run_progress(where, [text_compute.label(m) for m in todo], cancel_key="text_cancel_run",
-                          on_cancel=_cancel_run, help="Stop the work in flight (a new sentence or setting stops it too).")
+                          on_cancel=_cancel_run,
+                          help="Stop the work in flight (a new sentence or setting stops it too).")
     for i, m in enumerate(todo):
         text_compute.token_map(lm, ti.ids, ti.key, m, progress=job(i))
         text_compute.curves(lm, ti.ids, ti.key, m, mode)

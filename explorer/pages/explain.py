@@ -160,7 +160,8 @@ left, right = st.columns([1.35, 1], gap="large")
 with left:
     curve_key = f"curve_chart_{mode}_{baseline}_{steps}_{step}_{mi.key}"
     st.plotly_chart(charts.curves_figure(curves, step=step, title=f"p({names[curves['insertion'].target]})"),
-                    key=curve_key, on_select=ui.on_chart_point(curve_key, ui.set_curve_step), selection_mode="points", config=charts.CONFIG,
+                    key=curve_key, on_select=ui.on_chart_point(curve_key, ui.set_curve_step), selection_mode="points",
+                    config=charts.CONFIG,
                     theme=None)
     st.caption(f"Curves at {S} steps.")
     m1, m2 = st.columns(2)

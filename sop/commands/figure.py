@@ -25,7 +25,8 @@ def register(sub) -> None:
                    help="a text model only: the sentence to explain, instead of --input (kept literal; "
                         "cut to the model's tokens, with a notice)")
     p.add_argument("--out", type=Path, required=True, help="output file: fig.pdf, fig.svg or fig.png")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="pixel-wise insertion/deletion steps (image models)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help="pixel-wise insertion/deletion steps (image models)")
     p.add_argument("--baseline", choices=BASELINES, default=DEFAULT_BASELINE, help="removal baseline of the curves (image models)")
     p.add_argument("--width", type=float, default=DEFAULT_WIDTH, help="figure width in inches (image models; the text figure is 11 in wide)")
     p.add_argument("--dpi", type=int, default=DEFAULT_DPI, help="PNG resolution (pixels per inch)")

@@ -299,6 +299,11 @@ def _compare(lm: LoadedModel, ti: TextInput) -> None:
     if _computed(lm, ti, "sop", mode) is None:
         with st.spinner("SOP's token map…"):
             text_compute.curves(lm, ti.ids, ti.key, "sop", mode)
+    for m in text_compute.BASELINES_BY_COST:   # a map already computed: its curves of this kind are cheap
+        if text_compute.token_map(lm, ti.ids, ti.key, m, compute=False) is not None and \
+                _computed(lm, ti, m, mode) is None:
+            with st.spinner(f"{text_compute.label(m)}: curves…"):
+                text_compute.curves(lm, ti.ids, ti.key, m, mode)
     waiting = [m for m in text_compute.BASELINES_BY_COST if _computed(lm, ti, m, mode) is None]
     view = _compare_view(lm, ti, mode)
     run_area = st.container()

@@ -203,6 +203,11 @@ def test_compare_page_draws_token_maps_of_sop_and_the_baselines():
     sop_curves = token_insertion_deletion(lib(), ids, attribution=sx.attribution())
     row = df[df["method"] == "SOP (own groups)"].iloc[0]
     assert row["insertion AUC ↑"] == pytest.approx(round(sop_curves["insertion"].auc, 3))
+    # grouped curves of the maps already computed come at once, without another request
+    at.segmented_control(key="curve_mode").set_value("grouped")
+    run(at)
+    assert not [b for b in at.button if b.key == "text_compute_baselines"] and len(maps()) == 5
+    assert len(at.dataframe[0].value) == 5
 
 
 def test_mistakes_page_lists_misclassified_sentences_and_opens_one():

@@ -205,3 +205,25 @@ def test_page_and_figure_colour_each_token_by_the_same_group(sx):
             assert box is None
         else:
             assert box.get_facecolor() == pytest.approx(to_rgba(group_colour(int(expected[p])) + "55"))
+
+
+def test_the_figure_keeps_a_long_sentence_readable(model):
+    """Words are laid out from their measured widths: a sentence wider than the figure widens it (it
+    was squeezed by tight_layout and the words overlapped); every word of every row stays inside."""
+    from sop.text_figure import WIDTH, sentence_figure
+    long = ("the delivery was incredibly disappointing although the packaging looked wonderful and the customer "
+            "service representatives were genuinely helpful throughout")
+    sx = explain_sentence(model, encode_typed(long, model.config.img_size[-1]).ids)
+    fig = sentence_figure(sx, ["negative", "positive"])
+    assert fig.get_size_inches()[0] > WIDTH
+    renderer = fig.canvas.get_renderer()
+    width_px = fig.get_size_inches()[0] * fig.dpi
+    n = len(sx.pieces())
+    texts = fig.axes[0].texts
+    rows = [texts[:n]] + [texts[n + 1 + r * (n + 1): n + 1 + r * (n + 1) + n] for r in range(len(sx.used))]
+    for row in rows:
+        assert [t.get_text() for t in row] == [text for _, text, _ in sx.pieces()]
+        boxes = [t.get_window_extent(renderer) for t in row]
+        for (_, _, glued), prev, box in zip(sx.pieces()[1:], boxes, boxes[1:]):
+            assert box.x0 >= prev.x1 - (6 if glued else 0)       # in order, no word over the one before
+        assert boxes[-1].x1 <= width_px

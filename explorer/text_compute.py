@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 
 from sop.faithfulness import Curve, token_group_sizes, token_insertion_deletion
 from sop.text_eval import TEXT_METHODS, LABELS, explain_text
@@ -70,12 +71,8 @@ def curves(lm: LoadedModel, ids, key: str, method: str, mode: str, *, compute: b
         a, target = token_map(lm, ids, key, method)[:2]
         kwargs = dict(attribution=a, target=target)
         if mode == "grouped":
-            kwargs["group_sizes"] = token_group_sizes(sx.masks, sx.scores, _content(sx))
+            kwargs["group_sizes"] = token_group_sizes(sx.masks, sx.scores, torch.from_numpy(sx.content))
     with compute_lock():
         got = token_insertion_deletion(model, ids, mode=mode, **kwargs)
     return remember(k, got)
 
-
-def _content(sx: SentenceExplanation):
-    import torch
-    return torch.from_numpy(sx.content)

@@ -67,6 +67,7 @@ from torch import nn
 from .errors import InputError
 from .explainers import Explanation, eval_mode, logits_of, model_grid, patch_ids
 from .tasks import get_task, target_value
+from .text import content_mask, drop_tokens
 
 BASELINES = ("zero", "blur", "noisy_linear")
 DEFAULT_BASELINE = "zero"
@@ -502,7 +503,6 @@ def token_insertion_deletion(model: nn.Module, ids: torch.Tensor, *, attribution
     above.  Each Curve keeps its perturbed token ids in `inputs` ((S+1, L): `Curve.input_at(step)`)."""
     if ids.ndim != 2 or ids.shape[0] != 1:
         raise InputError(f"token curves take one sentence of shape (1, L), got {tuple(ids.shape)}")
-    from .text import content_mask, drop_tokens
     content = content_mask(ids)[0]
     length = ids.shape[1]
     if attribution is not None and np.asarray(attribution).size != length:

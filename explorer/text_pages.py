@@ -385,7 +385,7 @@ def _mistakes(lm: LoadedModel) -> None:
             shown = preds.mistakes
             st.markdown(f"**All misclassified sentences** · {len(shown)}")
         if len(shown) == 0:
-            st.info("No sentences here.")
+            st.info("No sentences here." if cell is not None else "No mistakes on the test split.")
         pages = max(1, int(np.ceil(len(shown) / MISTAKES_PER_PAGE)))
         page = 1
         if pages > 1:

@@ -17,7 +17,7 @@ from sop.text_eval import explain_text
 from sop.text_explain import explain_sentence
 from sop.typed_text import encode_typed
 
-from test_app import MODELS, metric, new_app, run, switch, texts
+from test_app import MODELS, group_scores_shown, metric, new_app, run, switch, texts
 
 SENTENCE = "the camera was not disappointing , but the staff was rude"
 
@@ -45,15 +45,6 @@ def typed_app(text: str = SENTENCE, **query):
 def sentence_markup(at) -> str:
     """The coloured sentence on the Explain page (the first sop-sentence block)."""
     return next(m.value for m in at.markdown if 'class="sop-sentence"' in m.value)
-
-
-def group_scores_shown(at) -> dict[int, float]:
-    found = {}
-    for m in at.markdown:
-        hit = re.search(r"\*\*Group (\d+)\*\* · score ([0-9.]+)", m.value)
-        if hit:
-            found[int(hit.group(1))] = float(hit.group(2))
-    return found
 
 
 def test_typed_sentence_shows_groups_isolation_and_curves_as_the_library():

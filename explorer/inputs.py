@@ -164,25 +164,37 @@ def input_picker(lm: LoadedModel) -> ModelInput | None:
     else:
         current = _draw_picker(lm)
     fits = lambda mi: mi is not None and tuple(mi.x.shape[1:]) == (lm.config.in_chans, *lm.config.img_size)  # noqa: E731
+    return last_good(current, fits, "last_input", "input", lambda: sample_input(lm, "test", 0))
+
+
+def last_good(current, fits, state_key: str, noun: str, fallback):
+    """`current` if it fits the model (remembered under `state_key`); after bad input the last one
+    that did (with a note), else `fallback()`: bad input never leaves the pages without an input."""
     if fits(current):
-        st.session_state["last_input"] = current
+        st.session_state[state_key] = current
         return current
-    previous = st.session_state.get("last_input")
+    previous = st.session_state.get(state_key)
     if fits(previous):
-        st.caption(f"Still showing the previous input ({previous.name}).")
+        st.caption(f"Still showing the previous {noun} ({previous.name}).")
         return previous
-    return sample_input(lm, "test", 0)
+    return fallback()
 
 
 def _sample_picker(lm: LoadedModel) -> ModelInput | None:
+    picked = pick_sample(lm, "Upload an image instead.", "Samples of the dataset the model was trained on.")
+    return sample_input(lm, *picked) if picked else None
+
+
+def pick_sample(lm: LoadedModel, otherwise: str, split_help: str) -> tuple[str, int] | None:
+    """The sidebar's split + sample number (+ Random) widgets: (split, index), or None with a note
+    (`otherwise` says what to do instead) when the model's dataset has no samples to offer."""
     data, why = split_of(lm, "test")
     if data is None:
-        st.info(f"No dataset samples: {why}. Upload an image instead.")
+        st.info(f"No dataset samples: {why}. {otherwise}")
         return None
     if st.session_state.get("sample_split") not in SPLITS:
         st.session_state["sample_split"] = "test"
-    split = st.selectbox("Split", SPLITS, key="sample_split", persist_state="session",
-                         help="Samples of the dataset the model was trained on.")
+    split = st.selectbox("Split", SPLITS, key="sample_split", persist_state="session", help=split_help)
     data, why = split_of(lm, split)
     if data is None:
         st.info(why)
@@ -198,7 +210,7 @@ def _sample_picker(lm: LoadedModel) -> ModelInput | None:
     with c2:
         st.button("Random", icon=":material/casino:", on_click=_random_sample, args=(n,), key="sample_random",
                   width="stretch")
-    return sample_input(lm, split, int(index))
+    return split, int(index)
 
 
 def _upload_picker(lm: LoadedModel) -> ModelInput | None:

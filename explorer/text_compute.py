@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 
 from sop.faithfulness import Curve, token_group_sizes, token_insertion_deletion
 from sop.text_eval import TEXT_METHODS, LABELS, explain_text
@@ -18,6 +19,9 @@ from .compute import POST_HOC, _key, cached, remember
 from .models import LoadedModel, compute_lock
 
 METHODS = TEXT_METHODS
+# The baselines in the order Compare runs them: cheapest first (measured on the reviews default,
+# 2 CPU cores: occlusion and IG under a second, KernelSHAP and LIME several seconds).
+BASELINES_BY_COST = ("occlusion", "integrated_gradients", "kernelshap", "lime")
 CURVE_MODES = ("token", "grouped")
 MODE_LABELS = {"token": "One token per step", "grouped": "Grouped"}
 
@@ -36,8 +40,9 @@ def sentence(lm: LoadedModel, ids, key: str) -> SentenceExplanation:
     return remember(k, sx)
 
 
-def token_map(lm: LoadedModel, ids, key: str, method: str, *, compute: bool = True):
-    """(attribution (L,), target, seconds) of `method`: SOP explains the SOP model, the baselines the twin."""
+def token_map(lm: LoadedModel, ids, key: str, method: str, *, compute: bool = True, progress=None):
+    """(attribution (L,), target, seconds) of `method`: SOP explains the SOP model, the baselines the twin.
+    `progress(share)` while a baseline runs (a Streamlit call there lets a rerun stop the work)."""
     model, model_key = lm.model_for(method if method == "sop" else POST_HOC)
     k = _key("text-map", model_key, method, key)
     hit = cached(k)
@@ -45,7 +50,7 @@ def token_map(lm: LoadedModel, ids, key: str, method: str, *, compute: bool = Tr
         return hit
     with compute_lock():
         t0 = time.perf_counter()
-        a, target = explain_text(model, ids, method)
+        a, target = explain_text(model, ids, method, progress=progress)
         seconds = time.perf_counter() - t0
     return remember(k, (np.asarray(a, dtype=float), int(target), float(seconds)))
 
@@ -66,12 +71,8 @@ def curves(lm: LoadedModel, ids, key: str, method: str, mode: str, *, compute: b
         a, target = token_map(lm, ids, key, method)[:2]
         kwargs = dict(attribution=a, target=target)
         if mode == "grouped":
-            kwargs["group_sizes"] = token_group_sizes(sx.masks, sx.scores, _content(sx))
+            kwargs["group_sizes"] = token_group_sizes(sx.masks, sx.scores, torch.from_numpy(sx.content))
     with compute_lock():
         got = token_insertion_deletion(model, ids, mode=mode, **kwargs)
     return remember(k, got)
 
-
-def _content(sx: SentenceExplanation):
-    import torch
-    return torch.from_numpy(sx.content)

@@ -18,7 +18,7 @@ from sop.typed_text import encode_typed
 
 from . import urlstate
 from .compute import tensor_key
-from .inputs import SPLITS, _random_sample, split_of
+from .inputs import SPLITS, last_good, pick_sample, split_of
 from .models import LoadedModel
 
 SOURCES = ("Dataset sample", "Type a sentence")
@@ -120,40 +120,13 @@ def input_picker(lm: LoadedModel) -> TextInput | None:
                                   help="A review from the model's dataset, or your own sentence.") or SOURCES[0]
     current = _sample_picker(lm) if source == SOURCES[0] else _typed_picker(lm)
     fits = lambda ti: isinstance(ti, TextInput) and ti.ids.shape[-1] == length_of(lm)  # noqa: E731
-    if fits(current):
-        st.session_state["last_text_input"] = current
-        return current
-    previous = st.session_state.get("last_text_input")
-    if fits(previous):
-        st.caption(f"Still showing the previous sentence ({previous.name}).")
-        return previous
-    return sample_text_input(lm, "test", 0)
+    return last_good(current, fits, "last_text_input", "sentence", lambda: sample_text_input(lm, "test", 0))
 
 
 def _sample_picker(lm: LoadedModel) -> TextInput | None:
-    data, why = split_of(lm, "test")
-    if data is None:
-        st.info(f"No dataset samples: {why}. Type a sentence instead.")
-        return None
-    if st.session_state.get("sample_split") not in SPLITS:
-        st.session_state["sample_split"] = "test"
-    split = st.selectbox("Split", SPLITS, key="sample_split", persist_state="session",
-                         help="Reviews of the dataset the model was trained on (the same seeded splits).")
-    data, why = split_of(lm, split)
-    if data is None:
-        st.info(why)
-        return None
-    n = len(data.dataset)
-    idx = st.session_state.get("sample_index", 0)
-    if not isinstance(idx, int) or not 0 <= idx < n:
-        st.session_state["sample_index"] = 0
-    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-    with c1:
-        index = st.number_input(f"Sample (0-{n - 1})", 0, n - 1, step=1, key="sample_index", persist_state="session")
-    with c2:
-        st.button("Random", icon=":material/casino:", on_click=_random_sample, args=(n,), key="sample_random",
-                  width="stretch")
-    return sample_text_input(lm, split, int(index))
+    picked = pick_sample(lm, "Type a sentence instead.",
+                         "Reviews of the dataset the model was trained on (the same seeded splits).")
+    return sample_text_input(lm, *picked) if picked else None
 
 
 def _typed_picker(lm: LoadedModel) -> TextInput | None:

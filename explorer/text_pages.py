@@ -91,9 +91,7 @@ def _explain(lm: LoadedModel, ti: TextInput) -> None:
     sx = text_compute.sentence(lm, ti.ids, ti.key)
     pred = sx.prediction
     G = len(sx.groups)
-    group = st.session_state.get("group")
-    if not isinstance(group, int) or not 0 <= group < G:
-        group = st.session_state["group"] = None
+    group = ui.selected_group(G)
 
     st.markdown(f"#### Explain · {ui.plain(lm.spec.name)} · {ui.plain(ti.name)}")
     _truncation_notice(lm, ti)
@@ -105,7 +103,7 @@ def _explain(lm: LoadedModel, ti: TextInput) -> None:
                          format_func=lambda g: f"g{g} · {sx.scores[g]:.2f}", key=f"text_shown_{ti.key}_{lm.key}",
                          help="Each colour is one group (the same colours as on the image pages). Where groups "
                               "overlap, a token shows the group with the larger score × mask.")
-        owner = text_view.group_owner(sx.masks, sx.scores, shown or [])
+        owner = sx.owner(shown or [])
         _sentence_html(text_view.groups_html(sx.tokens, sx.content, owner, sx.scores, shown or []), "text_sentence")
         st.caption(_true_caption(lm, ti, pred))
     with c_pred:
@@ -182,9 +180,7 @@ def _explain_curves(lm: LoadedModel, ti: TextInput, sx):
         with st.spinner("Computing the curves over tokens…"):
             got = text_compute.curves(lm, ti.ids, ti.key, "sop", mode)
     S = len(got["insertion"].scores) - 1
-    step = st.session_state.get("curve_step")
-    if not isinstance(step, int) or not 0 <= step <= S:
-        st.session_state["curve_step"] = step = min(S, max(0, step if isinstance(step, int) else S // 2))
+    step = ui.curve_step(S, S // 2)
     left, right = st.columns([1.2, 1], gap="large")
     with right:
         step = st.slider("Step", 0, S, key="curve_step", persist_state="session",
@@ -199,18 +195,10 @@ def _explain_curves(lm: LoadedModel, ti: TextInput, sx):
         st.caption("The sentence as the model read it at this step (struck-through tokens dropped).")
     with left:
         curve_key = f"text_curve_chart_{mode}_{step}_{ti.key}"
-
-        def _on_curve_click() -> None:
-            state = st.session_state.get(curve_key)
-            for p in (state.selection.points if state is not None else []):
-                k = charts.point_data(p)
-                if k is not None:
-                    st.session_state["curve_step"] = int(k)
-                    return
-
         st.plotly_chart(charts.curves_figure(got, step=step, title=f"p({names[got['insertion'].target]})",
                                              unit="tokens"),
-                        key=curve_key, on_select=_on_curve_click, selection_mode="points", config=charts.CONFIG,
+                        key=curve_key, on_select=ui.on_chart_point(curve_key, ui.set_curve_step),
+                        selection_mode="points", config=charts.CONFIG,
                         theme=None)
         m1, m2 = st.columns(2)
         m1.metric("Insertion AUC", f"{got['insertion'].auc:.3f}", help="higher is better")
@@ -241,6 +229,59 @@ def _explain_export(lm: LoadedModel, ti: TextInput, sx, curves, mode: str) -> No
 
 # --------------------------------------------------------------------------- Compare
 
+# The baselines take from under a second (Occlusion) to about ten (LIME, KernelSHAP) each.  They run on
+# request, as a run request in session state tied to the view it was made for (model, sentence, curve
+# kind), cheapest first, each card filled as soon as its map is ready.  Each baseline reports progress
+# through a bar (a Streamlit call): a new sentence or setting (a rerun) stops the work there and the
+# next run drops the request; *Cancel* does the same on purpose.  What was finished stays cached.
+
+def _compare_view(lm: LoadedModel, ti: TextInput, mode: str) -> str:
+    return compute.signature("text-compare-run", lm.key, ti.key, mode)
+
+
+def _request_run(todo: list[str], view: str) -> None:
+    st.session_state["text_cmp_run"] = {"methods": list(todo), "view": view}
+
+
+def _cancel_run() -> None:
+    req = st.session_state.pop("text_cmp_run", None)
+    if req:
+        st.session_state["text_cmp_note"] = (f"Cancelled {', '.join(text_compute.label(m) for m in req['methods'])}"
+                                             ". What was finished stays cached.")
+
+
+def _computed(lm: LoadedModel, ti: TextInput, m: str, mode: str):
+    """(token map, curves) of method m from the cache, or None while either is missing."""
+    got = text_compute.token_map(lm, ti.ids, ti.key, m, compute=False)
+    crv = text_compute.curves(lm, ti.ids, ti.key, m, mode, compute=False)
+    return None if got is None or crv is None else (got, crv)
+
+
+def _map_card(lm: LoadedModel, ti: TextInput, sx, m: str, mode: str, slot, queued: bool) -> None:
+    """Method m's card body (in `slot`, an st.empty): its token map and AUCs, or why it is not there yet."""
+    done = _computed(lm, ti, m, mode)
+    with slot.container():
+        if done is None:
+            st.caption("Queued: it runs after the maps above it." if queued else
+                       "Not computed yet: use the button above.")
+            return
+        (a, target, seconds), crv = done
+        _sentence_html(text_view.heat_html(sx.tokens, sx.content, a), f"map_{m}")
+        st.caption(f"insertion AUC {crv['insertion'].auc:.3f} · deletion AUC {crv['deletion'].auc:.3f} · "
+                   f"explains p({ui.plain(lm.class_names[target])}) · {seconds:.2f} s")
+
+
+def _run_baselines(lm: LoadedModel, ti: TextInput, sx, mode: str, todo: list[str], where, slots) -> None:
+    """Compute `todo` one by one with a progress bar and a Cancel button; each card is drawn when ready."""
+    job = ui.run_progress(where, [text_compute.label(m) for m in todo], cancel_key="text_cancel_run",
+                          on_cancel=_cancel_run,
+                          help="Stop the work in flight (a new sentence or setting stops it too).")
+    for i, m in enumerate(todo):
+        text_compute.token_map(lm, ti.ids, ti.key, m, progress=job(i))
+        text_compute.curves(lm, ti.ids, ti.key, m, mode)
+        _map_card(lm, ti, sx, m, mode, slots[m], queued=True)
+
+
 def _compare(lm: LoadedModel, ti: TextInput) -> None:
     names = lm.class_names
     sx = text_compute.sentence(lm, ti.ids, ti.key)
@@ -255,40 +296,54 @@ def _compare(lm: LoadedModel, ti: TextInput) -> None:
                "SOP's map is Σ score × group mask of the SOP model; each baseline explains the plain twin, as "
                "`python -m sop evaluate-text` does. The curves drop tokens ([PAD]) in the order of each map.")
     mode = _curve_mode()
-    missing = [m for m in text_compute.METHODS
-               if text_compute.token_map(lm, ti.ids, ti.key, m, compute=False) is None
-               or text_compute.curves(lm, ti.ids, ti.key, m, mode, compute=False) is None]
-    sop_missing = "sop" in missing
-    baselines_missing = [m for m in missing if m != "sop"]
-    if sop_missing:
+    if _computed(lm, ti, "sop", mode) is None:
         with st.spinner("SOP's token map…"):
             text_compute.curves(lm, ti.ids, ti.key, "sop", mode)
-    if baselines_missing and st.button(f"Compute {', '.join(text_compute.label(m) for m in baselines_missing)}",
-                                       key="text_compute_baselines", type="primary", icon=":material/play_arrow:",
-                                       help="Each takes from under a second (Occlusion) to about ten (LIME: 200 perturbed "
-                                            "sentences each)."):
-        bar = st.progress(0.0, text="Computing the baselines…")
-        for i, m in enumerate(baselines_missing):
-            with st.spinner(f"{text_compute.label(m)}…"):
-                text_compute.token_map(lm, ti.ids, ti.key, m)
+    for m in text_compute.BASELINES_BY_COST:   # a map already computed: its curves of this kind are cheap
+        if text_compute.token_map(lm, ti.ids, ti.key, m, compute=False) is not None and \
+                _computed(lm, ti, m, mode) is None:
+            with st.spinner(f"{text_compute.label(m)}: curves…"):
                 text_compute.curves(lm, ti.ids, ti.key, m, mode)
-            bar.progress((i + 1) / len(baselines_missing), text=f"{text_compute.label(m)} done")
-        bar.empty()
-    rows = []
+    waiting = [m for m in text_compute.BASELINES_BY_COST if _computed(lm, ti, m, mode) is None]
+    view = _compare_view(lm, ti, mode)
+    run_area = st.container()
+    note = st.session_state.pop("text_cmp_note", None)
+    request = st.session_state.get("text_cmp_run")
+    if request is not None and request.get("view") != view:
+        st.session_state.pop("text_cmp_run", None)
+        note = (f"Stopped {', '.join(text_compute.label(m) for m in request['methods'])}: the sentence or the "
+                "curve kind changed while they ran. What was finished stays cached.")
+        request = None
+    if note:
+        run_area.info(note, icon=":material/stop_circle:")
+    todo = [m for m in (request or {}).get("methods", []) if m in waiting]
+    if waiting and not todo:
+        run_area.button(f"Compute {', '.join(text_compute.label(m) for m in waiting)}", key="text_compute_baselines",
+                        type="primary", icon=":material/play_arrow:", on_click=_request_run, args=(waiting, view),
+                        help="Cheapest first, each map shown as soon as it is ready: from under a second "
+                             "(Occlusion) to about ten (LIME, KernelSHAP: 200 perturbed sentences each). "
+                             "A Cancel button stops the run.")
+    slots = {}
     cols = st.columns(2)
     for n, m in enumerate(text_compute.METHODS):
-        got = text_compute.token_map(lm, ti.ids, ti.key, m, compute=False)
-        crv = text_compute.curves(lm, ti.ids, ti.key, m, mode, compute=False)
         with cols[n % 2], st.container(border=True, key=f"text_map_{m}"):
             st.markdown(f"**{text_compute.label(m)}** · explains "
                         f"{'the SOP model' if m == 'sop' else 'the twin'}")
-            if got is None or crv is None:
-                st.caption("Not computed yet: use the button above.")
-                continue
-            a, target, seconds = got
-            _sentence_html(text_view.heat_html(sx.tokens, sx.content, a), f"map_{m}")
-            st.caption(f"insertion AUC {crv['insertion'].auc:.3f} · deletion AUC {crv['deletion'].auc:.3f} · "
-                       f"explains p({ui.plain(names[target])}) · {seconds:.2f} s")
+            slots[m] = st.empty()
+        _map_card(lm, ti, sx, m, mode, slots[m], queued=m in todo)
+    if todo:
+        try:
+            _run_baselines(lm, ti, sx, mode, todo, run_area, slots)
+        except Exception:   # a failing method: drop the request (no retry on every rerun), show the error
+            st.session_state.pop("text_cmp_run", None)
+            raise           # (a rerun or Cancel stops the script with a BaseException: the request stays for it)
+        st.session_state.pop("text_cmp_run", None)
+        st.rerun()   # everything is cached now: redraw with the table
+    rows = []
+    for m in text_compute.METHODS:
+        done = _computed(lm, ti, m, mode)
+        if done is not None:
+            (_, _, seconds), crv = done
             rows.append({"method": text_compute.label(m), "insertion AUC ↑": round(crv["insertion"].auc, 3),
                          "deletion AUC ↓": round(crv["deletion"].auc, 3), "seconds": round(seconds, 2)})
     if rows:
@@ -310,37 +365,15 @@ def _mistakes(lm: LoadedModel) -> None:
         ui.finish({"model": lm.spec.url}, "mistakes")
         return
     ids, labels = data.dataset.tensors
-    bar = st.empty()
-    preds = compute.split_predictions(
-        lm, lm.config.dataset, "test", ids, labels,
-        progress=lambda f: bar.progress(f, text=f"Running the model on {len(labels)} test sentences… {f:.0%}"))
-    bar.empty()
+    preds = ui.mistakes_summary(lm, ids, labels, "sentences")
     cm = preds.confusion(K)
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Test accuracy", f"{preds.accuracy:.1%}")
-    m2.metric("Misclassified", f"{len(preds.mistakes)} of {len(labels)}")
-    m3.metric("Classes", K)
-    m4.metric("Groups per input", lm.num_groups)
 
-    cell = _parse_cell(st.session_state.get("mistake_cell"), K)
+    cell = ui.parse_cell(st.session_state.get("mistake_cell"), K)
     if cell is None:
         st.session_state.pop("mistake_cell", None)
     left, right = st.columns([1, 1.8], gap="large")
     with left:
-        st.markdown("**Confusion matrix**")
-        cm_key = f"text_confusion_{lm.key}_{cell}"
-
-        def _on_cell() -> None:
-            state = st.session_state.get(cm_key)
-            for p in (state.selection.points if state is not None else []):
-                t, q = charts.point_data(p, 0), charts.point_data(p, 1)
-                if t is not None and q is not None:
-                    st.session_state["mistake_cell"] = f"{int(t)},{int(q)}"
-                    return
-
-        st.plotly_chart(charts.confusion_figure(cm, names, selected=cell, height=min(480, max(260, 36 * K + 110))),
-                        key=cm_key, on_select=_on_cell, selection_mode="points", config=charts.CONFIG, theme=None)
-        st.caption("Rows: true class; columns: predicted class. Click a cell to list its sentences.")
+        ui.confusion_picker(cm, names, cell, key=f"text_confusion_{lm.key}_{cell}", what="sentences")
     with right:
         if cell is not None:
             t, p = cell
@@ -352,7 +385,7 @@ def _mistakes(lm: LoadedModel) -> None:
             shown = preds.mistakes
             st.markdown(f"**All misclassified sentences** · {len(shown)}")
         if len(shown) == 0:
-            st.info("No sentences here.")
+            st.info("No sentences here." if cell is not None else "No mistakes on the test split.")
         pages = max(1, int(np.ceil(len(shown) / MISTAKES_PER_PAGE)))
         page = 1
         if pages > 1:
@@ -366,7 +399,7 @@ def _mistakes(lm: LoadedModel) -> None:
             with st.container(border=True, key=f"text_mistake_{i}"):
                 st.markdown(f"**#{i}**: true **{ui.plain(names[preds.labels[i]])}** → predicted "
                             f"**{ui.plain(names[preds.preds[i]])}** ({preds.probs[i].max():.0%})")
-                owner = text_view.group_owner(sx.masks, sx.scores, [g.group for g in sx.used])
+                owner = sx.owner()
                 _sentence_html(text_view.groups_html(sx.tokens, sx.content, owner, sx.scores,
                                                      [g.group for g in sx.used]), f"mistake_sentence_{i}")
                 st.caption(" · ".join(f"group {g.group}: {g.score:.2f} → {ui.plain(names[g.alone_class])}"
@@ -377,10 +410,3 @@ def _mistakes(lm: LoadedModel) -> None:
                     st.switch_page("explorer/pages/explain.py")
     ui.finish({"model": lm.spec.url, "cell": st.session_state.get("mistake_cell")}, "mistakes")
 
-
-def _parse_cell(raw, k: int) -> tuple[int, int] | None:
-    try:
-        t, p = (int(v) for v in str(raw).split(","))
-    except (TypeError, ValueError):
-        return None
-    return (t, p) if 0 <= t < k and 0 <= p < k else None

@@ -8,21 +8,12 @@ from typing import Sequence
 
 import numpy as np
 
+from sop.text_explain import word_pieces
 from sop.visualize import group_colour
 
 _BOX = ('<div class="sop-sentence" style="line-height:2.1;font-size:1.05rem;padding:6px 2px">{}</div>')
 _TOKEN = ('<span class="{cls}" title="{title}" style="padding:2px 3px;border-radius:4px;'
           'margin-left:{gap}px;{style}">{text}</span>')
-
-
-def _pieces(tokens: Sequence[str], positions: Sequence[int]) -> list[tuple[int, str, bool]]:
-    """(position, text, glued to the previous token) of the shown tokens; word pieces "##x" glue."""
-    out = []
-    for p in positions:
-        t = tokens[p]
-        glued = t.startswith("##") and bool(out)
-        out.append((p, t[2:] if glued else t, glued))
-    return out
 
 
 def _shown(tokens: Sequence[str], content: np.ndarray) -> list[int]:
@@ -32,7 +23,7 @@ def _shown(tokens: Sequence[str], content: np.ndarray) -> list[int]:
 
 def _render(tokens, content, style_of, title_of, cls_of) -> str:
     words: list[list[str]] = []      # the pieces of one word stay on one line
-    for p, text, glued in _pieces(tokens, _shown(tokens, content)):
+    for p, text, glued in word_pieces(tokens, _shown(tokens, content)):
         span = _TOKEN.format(cls=cls_of(p), title=html.escape(title_of(p), quote=True), gap=0 if glued else 4,
                              style=style_of(p), text=html.escape(text))
         if glued:
@@ -64,17 +55,6 @@ def groups_html(tokens: Sequence[str], content: np.ndarray, owner: np.ndarray, s
         return f"group {g} · score {scores[g]:.3f}" if g >= 0 else "in no shown group"
 
     return _render(tokens, content, style, title, lambda p: f"tok g{group_at(p)}" if group_at(p) >= 0 else "tok")
-
-
-def group_owner(masks: np.ndarray, scores: np.ndarray, groups: Sequence[int]) -> np.ndarray:
-    """(L,) for each token the group among `groups` with the largest score × mask (-1: none)."""
-    owner = -np.ones(masks.shape[1], dtype=int)
-    best = np.zeros(masks.shape[1])
-    for g in groups:
-        w = masks[g] * max(float(scores[g]), 1e-9)   # a score-0 group still shows where it lies
-        take = (masks[g] > 0) & (w > best)
-        owner[take], best[take] = g, w[take]
-    return owner
 
 
 def heat_html(tokens: Sequence[str], content: np.ndarray, attribution: np.ndarray) -> str:

@@ -308,3 +308,105 @@ def curve_preview(curves: dict, class_names: list[str], *, key: str) -> None:
                     config=charts.CONFIG, theme=None)
     st.caption(f"Curves at {steps} steps (coarse, refining) · insertion AUC {ins.auc:.3f} · "
                f"deletion AUC {dele.auc:.3f}")
+
+
+def on_chart_point(chart_key: str, handle, dims: int = 1):
+    """An `on_select` callback for the plotly chart drawn with key `chart_key`: calls
+    handle(*customdata[:dims]) of the first selected point that carries them (clicked curve step,
+    confusion cell, image patch...)."""
+    from . import charts
+
+    def _callback() -> None:
+        state = st.session_state.get(chart_key)
+        for p in (state.selection.points if state is not None else []):
+            values = [charts.point_data(p, i) for i in range(dims)]
+            if all(v is not None for v in values):
+                handle(*values)
+                return
+    return _callback
+
+
+def set_curve_step(step) -> None:
+    st.session_state["curve_step"] = int(step)
+
+
+def parse_cell(raw, k: int) -> tuple[int, int] | None:
+    """The Mistakes page's selected confusion cell "true,predicted" (None unless both lie in 0..k-1)."""
+    try:
+        t, p = (int(v) for v in str(raw).split(","))
+    except (TypeError, ValueError):
+        return None
+    return (t, p) if 0 <= t < k and 0 <= p < k else None
+
+
+def confusion_picker(cm: np.ndarray, names: list[str], cell: tuple[int, int] | None, *, key: str,
+                     what: str = "examples", on_pick=None) -> None:
+    """The confusion matrix whose cells select `st.session_state["mistake_cell"]` (then `on_pick()`)."""
+    from . import charts
+    k = len(names)
+
+    def _pick(t, q) -> None:
+        st.session_state["mistake_cell"] = f"{int(t)},{int(q)}"
+        if on_pick is not None:
+            on_pick()
+
+    st.markdown("**Confusion matrix**")
+    st.plotly_chart(charts.confusion_figure(cm, names, selected=cell, height=min(480, max(260, 36 * k + 110))),
+                    key=key, on_select=on_chart_point(key, _pick, 2), selection_mode="points", config=charts.CONFIG,
+                    theme=None)
+    st.caption(f"Rows: true class; columns: predicted class. Click a cell to list its {what}.")
+
+
+def selected_group(num_groups: int) -> int | None:
+    """The isolated group (`st.session_state["group"]`), reset to None unless it is one of this model's."""
+    group = st.session_state.get("group")
+    if not isinstance(group, int) or not 0 <= group < num_groups:
+        group = st.session_state["group"] = None
+    return group
+
+
+def mistakes_summary(lm: LoadedModel, inputs, labels, noun: str):
+    """Run the model on its test split (cached, with a progress bar) and show accuracy, mistakes,
+    classes and groups; returns the `compute.split_predictions` result (the Mistakes pages)."""
+    from . import compute
+    bar = st.empty()
+    preds = compute.split_predictions(
+        lm, lm.config.dataset, "test", inputs, labels,
+        progress=lambda f: bar.progress(f, text=f"Running the model on {len(labels)} test {noun}… {f:.0%}"))
+    bar.empty()
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Test accuracy", f"{preds.accuracy:.1%}")
+    m2.metric("Misclassified", f"{len(preds.mistakes)} of {len(labels)}")
+    m3.metric("Classes", len(lm.class_names))
+    m4.metric("Groups per input", lm.num_groups)
+    return preds
+
+
+def run_progress(where, labels: list[str], *, cancel_key: str, on_cancel, help: str):
+    """One progress bar over the jobs named `labels`, with a Cancel button, in `where` (Compare's
+    expensive methods).  Returns job(i) -> progress(share) callback of job i.  Each callback is a
+    Streamlit call: a rerun (Cancel, a new input or setting) stops the work there."""
+    with where:
+        b1, b2 = st.columns([4, 1], vertical_alignment="center")
+        bar = b1.progress(0.0, text="Starting…")
+        b2.button("Cancel", key=cancel_key, icon=":material/stop:", on_click=on_cancel, help=help)
+
+    def job(i: int):
+        text = f"{labels[i]} ({i + 1}/{len(labels)})"
+
+        def report(f: float) -> None:
+            f = max(0.0, min(1.0, f))
+            bar.progress(min(1.0, (i + f) / len(labels)), text=f"Running {text}… {f:.0%}")
+
+        report(0.0)
+        return report
+    return job
+
+
+def curve_step(last: int, default: int) -> int:
+    """The curve step slider's value (`st.session_state["curve_step"]`), kept within 0..last; `default`
+    when there is none yet."""
+    step = st.session_state.get("curve_step")
+    if not isinstance(step, int) or not 0 <= step <= last:
+        st.session_state["curve_step"] = step = min(last, max(0, step if isinstance(step, int) else default))
+    return step

@@ -375,8 +375,8 @@ class TextAdapter(BackboneAdapter):
 
     def valid_positions(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L) bool: the positions a group may hold (content tokens: not [CLS], [SEP] or padding)."""
-        bb = self.backbone
-        return (x != 0) & (x != bb.cls_id) & (x != bb.sep_id)
+        from .text import content_mask
+        return content_mask(x)
 
     def patch_tokens(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.hidden_states(x, self.token_layer + 1)
@@ -411,7 +411,8 @@ class TextAdapter(BackboneAdapter):
     @staticmethod
     def _sentence_ends(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per input: ([CLS] id, [SEP] id, [SEP] position, whether it has a [SEP] after [CLS])."""
-        present = x != 0
+        from .text import PAD_ID
+        present = x != PAD_ID
         # [SEP] = the last non-pad token (robust to pad holes left by token deletion curves)
         sep_pos = (x.shape[1] - 1 - present.flip(1).long().argmax(1)).clamp(min=0)
         sep_ids = x.gather(1, sep_pos.unsqueeze(1)).squeeze(1)

@@ -66,7 +66,8 @@ from torch import nn
 
 from .errors import InputError
 from .explainers import Explanation, eval_mode, logits_of, model_grid, patch_ids
-from .tasks import get_task
+from .tasks import get_task, target_value
+from .text import content_mask, drop_tokens
 
 BASELINES = ("zero", "blur", "noisy_linear")
 DEFAULT_BASELINE = "zero"
@@ -353,9 +354,10 @@ def model_outputs(model: nn.Module, inputs: torch.Tensor, batch_size: int = 64,
     return torch.cat(out)
 
 
-def _class_index(target) -> int:
-    t = torch.as_tensor(target)
-    return int(t) if t.numel() == 1 and not t.is_floating_point() else -1
+def _class_target(target) -> int:
+    """`Curve.target`: the class index (`sop.tasks.target_value`), -1 for a regression target."""
+    value = target_value(target)
+    return value if isinstance(value, int) else -1
 
 
 def _curve_outputs(model: nn.Module, x: torch.Tensor, kept: torch.Tensor, settings: dict, batch_size: int,
@@ -423,7 +425,7 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, explanation: Explanati
         scores = task.score(outputs[i * n:(i + 1) * n], target).double().numpy()
         removal = Removal.of(kept[i * n:(i + 1) * n], i * n, **settings)
         curves[kind] = Curve(kind=kind, mode=mode, fractions=fractions.copy(), scores=scores,
-                             auc=auc(fractions, scores), target=_class_index(target), removal=removal,
+                             auc=auc(fractions, scores), target=_class_target(target), removal=removal,
                              outputs=outputs[i * n:(i + 1) * n].double().cpu().numpy(),
                              inputs=inputs[i * n:(i + 1) * n].clone() if keep_inputs else None)
     return curves
@@ -444,11 +446,6 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, explanation: Explanati
 # The AUC is the same trapezoid rule (`auc`), in [0, 1] for class probabilities.
 
 TOKEN_MODES = ("token", "grouped")
-
-
-def _content_positions(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    from .text_eval import content_mask
-    return content_mask(model, ids)[0]
 
 
 def token_order(attribution, content: torch.Tensor) -> torch.Tensor:
@@ -508,7 +505,13 @@ def token_insertion_deletion(model: nn.Module, ids: torch.Tensor, *, attribution
     above.  Each Curve keeps its perturbed token ids in `inputs` ((S+1, L): `Curve.input_at(step)`)."""
     if ids.ndim != 2 or ids.shape[0] != 1:
         raise InputError(f"token curves take one sentence of shape (1, L), got {tuple(ids.shape)}")
-    content = _content_positions(model, ids)
+    content = content_mask(ids)[0]
+    length = ids.shape[1]
+    if attribution is not None and np.asarray(attribution).size != length:
+        raise InputError(f"the attribution has {np.asarray(attribution).size} values; the sentence has {length} "
+                         "token positions (one value per position, [CLS], [SEP] and padding included)")
+    if groups is not None and np.asarray(groups).shape[-1:] != (length,):
+        raise InputError(f"the groups have shape {np.asarray(groups).shape}; expected (G, {length}) token masks")
     if not bool(content.any()):
         raise InputError("the sentence has no content token to insert or delete")
     sets = token_sets(content, mode, attribution, groups, scores, group_sizes)
@@ -517,7 +520,7 @@ def token_insertion_deletion(model: nn.Module, ids: torch.Tensor, *, attribution
     inserted = sets | ~content                       # insertion: specials and padding always there
     deleted = ~(sets & content)                      # deletion: the moved content tokens are gone
     kept = torch.cat([inserted, deleted])
-    inputs = torch.where(kept, ids[0], torch.zeros((), dtype=ids.dtype))
+    inputs = drop_tokens(ids[0], ~kept)
     unique, inverse = torch.unique(inputs, dim=0, return_inverse=True)   # shared ends evaluated once
     with eval_mode(model):
         outputs = model_outputs(model, unique, batch_size)[inverse]
@@ -528,5 +531,5 @@ def token_insertion_deletion(model: nn.Module, ids: torch.Tensor, *, attribution
     for i, kind in enumerate(("insertion", "deletion")):
         s = task.score(outputs[i * n:(i + 1) * n], target).double().numpy()
         curves[kind] = Curve(kind=kind, mode=mode, fractions=fractions.copy(), scores=s, auc=auc(fractions, s),
-                             inputs=inputs[i * n:(i + 1) * n].clone(), target=_class_index(target))
+                             inputs=inputs[i * n:(i + 1) * n].clone(), target=_class_target(target))
     return curves

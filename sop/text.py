@@ -165,9 +165,29 @@ def tokenize(texts, max_length: int = DEFAULT_LENGTH, *, words: bool = False) ->
     return enc["input_ids"].long()
 
 
-def was_truncated(text: str, max_length: int) -> bool:
-    """Whether `text` needs more than `max_length` tokens (with [CLS] and [SEP])."""
-    return len(tokenizer()(text, truncation=False)["input_ids"]) > max_length
+def token_count(text: str, *, literal: bool = False) -> int:
+    """Tokens `text` needs, [CLS] and [SEP] included (more than L: it is cut to L).  `literal=True`:
+    "[SEP]" typed in the text counts as the word pieces of that string, not as the special token."""
+    return len(tokenizer()(text, truncation=False, split_special_tokens=literal)["input_ids"])
+
+
+@lru_cache(maxsize=1)
+def special_ids() -> tuple[int, int]:
+    """([CLS] id, [SEP] id) of the model's tokenizer."""
+    tok = tokenizer()
+    return int(tok.cls_token_id), int(tok.sep_token_id)
+
+
+def content_mask(ids: torch.Tensor) -> torch.Tensor:
+    """Same shape as `ids`, bool: the content tokens, i.e. not [CLS], [SEP] or padding ([PAD] = `PAD_ID`).
+    The only tokens a group may hold and the only ones a token curve or a baseline moves."""
+    cls_id, sep_id = special_ids()
+    return (ids != PAD_ID) & (ids != cls_id) & (ids != sep_id)
+
+
+def drop_tokens(ids: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
+    """`ids` with the positions where `dropped` is True replaced by [PAD] (which the model does not read)."""
+    return torch.where(dropped, torch.full((), PAD_ID, dtype=ids.dtype), ids)
 
 
 def decode_tokens(ids: torch.Tensor) -> list[str]:

@@ -30,14 +30,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .errors import InputError
 from .localisation import METRICS, localisation_scores
 from .model import SOPModel
+from .text import content_mask, drop_tokens
 
 TEXT_METHODS = ("sop", "lime", "kernelshap", "integrated_gradients", "occlusion")
 LABELS = {"sop": "SOP (own groups)", "lime": "LIME", "kernelshap": "KernelSHAP",
@@ -53,36 +56,42 @@ class TextEvalSettings:
     methods: tuple[str, ...] = TEXT_METHODS
 
 
-def content_mask(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    """(B, L) bool: tokens other than [CLS], [SEP] and padding."""
-    bb = model.backbone if isinstance(model, SOPModel) else model
-    return (ids != 0) & (ids != bb.cls_id) & (ids != bb.sep_id)
-
-
 def _features(model, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
     """(feature_mask (1, L): 0 = specials/padding, 1..T = content tokens; baseline ids; T)."""
-    content = content_mask(model, ids)[0]
+    content = content_mask(ids)[0]
     fmask = torch.zeros_like(ids)
     fmask[0, content] = torch.arange(1, int(content.sum()) + 1)
-    baseline = torch.where(content.unsqueeze(0), torch.zeros_like(ids), ids)
+    baseline = drop_tokens(ids, content.unsqueeze(0))
     return fmask, baseline, int(content.sum())
 
 
 class _AsLong(nn.Module):
-    """captum mixes float masks into the inputs; the model wants token ids."""
+    """captum mixes float masks into the inputs; the model wants token ids.  `progress(share)` after
+    each batch of perturbed sentences, out of `expected` batches (the app's bar and Cancel)."""
 
-    def __init__(self, model):
+    def __init__(self, model, progress: Callable[[float], None] | None = None, expected: int = 1):
         super().__init__()
         self.model = model
+        self.progress, self.expected, self.done = progress, max(1, expected), 0
 
     def forward(self, ids):
-        out = self.model(ids.round().long())
+        out = self.model(ids.round().long() if ids.is_floating_point() else ids)
+        self.done += 1
+        if self.progress is not None:
+            self.progress(min(1.0, self.done / self.expected))
         return (out.logits if hasattr(out, "logits") else out).softmax(-1)
 
 
+LIME_BATCH, OCCLUSION_BATCH = 50, 32     # perturbed sentences per forward pass
+
+
 def explain_text(model: nn.Module, ids: torch.Tensor, method: str, target: int | None = None,
-                 s: TextEvalSettings | None = None) -> tuple[np.ndarray, int]:
-    """(token attribution (L,), target explained) of one (1, L) input."""
+                 s: TextEvalSettings | None = None, progress: Callable[[float], None] | None = None
+                 ) -> tuple[np.ndarray, int]:
+    """(token attribution (L,), target explained) of one (1, L) input.  `progress`, if given, is called
+    with the share of the method's forward passes done (it may raise to stop the work)."""
+    if method not in TEXT_METHODS:
+        raise InputError(f"unknown text method {method!r}; known: {', '.join(TEXT_METHODS)}")
     s = s or TextEvalSettings()
     model.eval()
     with torch.no_grad():
@@ -93,8 +102,11 @@ def explain_text(model: nn.Module, ids: torch.Tensor, method: str, target: int |
         scores = out.scores_for(target)                               # (1, G)
         return (scores.unsqueeze(-1) * out.group_masks).sum(1)[0].detach().numpy(), target
     from captum.attr import FeatureAblation, KernelShap, LayerIntegratedGradients, Lime
-    fmask, baseline, _ = _features(model, ids)
-    f = _AsLong(model)
+    fmask, baseline, tokens = _features(model, ids)
+    # forward passes each method makes (occlusion: + the unperturbed sentence first)
+    batches = {"lime": np.ceil(s.n_samples / LIME_BATCH), "kernelshap": np.ceil(s.n_samples / LIME_BATCH),
+               "occlusion": 1 + np.ceil(tokens / OCCLUSION_BATCH)}.get(method, 1)
+    f = _AsLong(model, progress, int(batches))
     if method in ("lime", "kernelshap"):
         torch.manual_seed(s.seed)
         if method == "lime":   # as the image LIME: ridge (alpha 1) and lime's kernel over the on-share
@@ -104,23 +116,18 @@ def explain_text(model: nn.Module, ids: torch.Tensor, method: str, target: int |
         else:
             explainer = KernelShap(f)
         attr = explainer.attribute(ids.float(), baselines=baseline.float(), target=target, feature_mask=fmask,
-                                   n_samples=s.n_samples, perturbations_per_eval=50)
+                                   n_samples=s.n_samples, perturbations_per_eval=LIME_BATCH)
     elif method == "occlusion":
         attr = FeatureAblation(f).attribute(ids.float(), baselines=baseline.float(), target=target,
-                                            feature_mask=fmask, perturbations_per_eval=32)
+                                            feature_mask=fmask, perturbations_per_eval=OCCLUSION_BATCH)
     elif method == "integrated_gradients":
         bb = model.backbone if isinstance(model, SOPModel) else model
 
-        def fwd(x):
-            o = model(x)
-            return (o.logits if hasattr(o, "logits") else o).softmax(-1)
-        lig = LayerIntegratedGradients(fwd, bb.bert.embeddings)
+        lig = LayerIntegratedGradients(_AsLong(model, progress, 1), bb.bert.embeddings)
         attr = lig.attribute(ids, baselines=baseline, target=target, n_steps=s.ig_steps,
                              internal_batch_size=s.ig_steps).sum(-1)
-    else:
-        raise ValueError(f"unknown text method {method!r}; known: {', '.join(TEXT_METHODS)}")
     a = attr.detach().float().reshape(-1).numpy().copy()
-    a[~content_mask(model, ids)[0].numpy()] = 0.0
+    a[~content_mask(ids)[0].numpy()] = 0.0
     return a, target
 
 
@@ -144,7 +151,7 @@ def text_statistics(model: SOPModel, backbone: nn.Module | None, ids: torch.Tens
             agree += int((bp == pred).sum())
         n += len(y)
     stats = dict(samples=n, accuracy=correct / n, groups_used=used / n, tokens_per_group=tokens / max(used, 1),
-                 sentence_tokens=float((content_mask(model, ids)).sum(-1).float().mean()))
+                 sentence_tokens=float((content_mask(ids)).sum(-1).float().mean()))
     if backbone is not None:
         stats.update(backbone_accuracy=bb_correct / n, fidelity=agree / n)
     return stats

@@ -12,13 +12,13 @@ reading only that group's tokens (with [CLS] and [SEP]); nothing here re-impleme
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from .model import SOPModel
-from .text import decode_tokens
-from .text_eval import content_mask
+from .text import content_mask, decode_tokens
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,33 @@ class SentenceExplanation:
         """(L,) token map sum_g score_g * mask_g (the map sop.text_eval scores as "sop")."""
         return (self.scores[:, None] * self.masks).sum(0)
 
-    def owner(self) -> np.ndarray:
-        """(L,) the highest-scored group each token is in (-1: none), for colouring the sentence."""
+    def owner(self, groups: Sequence[int] | None = None) -> np.ndarray:
+        """(L,) for each token the group among `groups` (default: the used ones) with the largest
+        score x mask (-1: in none of them): the colour a token gets on the page and in the figure.
+        A score-0 group among `groups` still shows where it lies."""
+        groups = [g.group for g in self.used] if groups is None else [int(g) for g in groups]
         out = -np.ones(len(self.tokens), dtype=int)
-        for tg in reversed(self.groups):    # later (higher-scored) groups overwrite
-            out[tg.positions] = tg.group
+        best = np.zeros(len(self.tokens))
+        for g in groups:
+            w = self.masks[g] * max(float(self.scores[g]), 1e-9)
+            take = (self.masks[g] > 0) & (w > best)
+            out[take], best[take] = g, w[take]
         return out
+
+    def pieces(self, positions: Sequence[int] | None = None) -> list[tuple[int, str, bool]]:
+        """(position, text, glued to the previous token) of the content tokens (or `positions`) as a
+        sentence shows them: a word piece "##x" is drawn as "x", glued to the token before it."""
+        return word_pieces(self.tokens, np.flatnonzero(self.content) if positions is None else positions)
+
+
+def word_pieces(tokens: Sequence[str], positions) -> list[tuple[int, str, bool]]:
+    """(position, text, glued) of `tokens` at `positions`: "##x" pieces glue to the previous token."""
+    out = []
+    for p in positions:
+        t = tokens[int(p)]
+        glued = t.startswith("##") and bool(out)
+        out.append((int(p), t[2:] if glued else t, glued))
+    return out
 
 
 @torch.no_grad()
@@ -97,6 +118,6 @@ def explain_sentence(model: SOPModel, ids: torch.Tensor) -> SentenceExplanation:
         pos = [int(p) for p in np.flatnonzero(masks[g] > 0)]
         groups.append(TextGroup(group=g, positions=pos, words=[tokens[p] for p in pos], score=float(scores[g]),
                                 alone_probs=alone[g]))
-    return SentenceExplanation(ids=ids.clone(), tokens=tokens, content=content_mask(model, ids)[0].numpy(),
+    return SentenceExplanation(ids=ids.clone(), tokens=tokens, content=content_mask(ids)[0].numpy(),
                                probs=out.probs[0].double().numpy(), scores=scores, masks=masks,
                                group_logits=group_logits.double().numpy(), groups=groups)

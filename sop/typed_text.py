@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import InputError
-from .text import PAD_ID, tokenizer
+from .text import content_mask, token_count, tokenizer
 
 
 @dataclass(frozen=True)
@@ -25,12 +25,13 @@ class TypedText:
 
 def encode_typed(text: str, length: int) -> TypedText:
     """Token ids (1, L) of a typed sentence; InputError for empty or whitespace-only text."""
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
+        raise InputError(f"expected the text as a string, got {type(text).__name__}")
+    if not text.strip():
         raise InputError("the text is empty (or only whitespace): type a sentence")
-    tok = tokenizer()
-    full = tok(text, split_special_tokens=True, truncation=False)["input_ids"]
-    enc = tok(text, split_special_tokens=True, padding="max_length", truncation=True, max_length=length)
+    total = token_count(text, literal=True)
+    enc = tokenizer()(text, split_special_tokens=True, padding="max_length", truncation=True, max_length=length)
     ids = torch.tensor([enc["input_ids"]], dtype=torch.long)
-    if int((ids != PAD_ID).sum()) <= 2:   # e.g. only control characters the tokenizer drops
+    if not bool(content_mask(ids).any()):   # e.g. only control characters the tokenizer drops
         raise InputError("the text has no word the model can read: type a sentence")
-    return TypedText(text=text, ids=ids, truncated=len(full) > length, total_tokens=len(full))
+    return TypedText(text=text, ids=ids, truncated=total > length, total_tokens=total)

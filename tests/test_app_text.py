@@ -17,7 +17,7 @@ from sop.text_eval import explain_text
 from sop.text_explain import explain_sentence
 from sop.typed_text import encode_typed
 
-from test_app import MODELS, metric, new_app, run, switch, texts
+from test_app import MODELS, group_scores_shown, metric, new_app, run, switch, texts
 
 SENTENCE = "the camera was not disappointing , but the staff was rude"
 
@@ -45,15 +45,6 @@ def typed_app(text: str = SENTENCE, **query):
 def sentence_markup(at) -> str:
     """The coloured sentence on the Explain page (the first sop-sentence block)."""
     return next(m.value for m in at.markdown if 'class="sop-sentence"' in m.value)
-
-
-def group_scores_shown(at) -> dict[int, float]:
-    found = {}
-    for m in at.markdown:
-        hit = re.search(r"\*\*Group (\d+)\*\* · score ([0-9.]+)", m.value)
-        if hit:
-            found[int(hit.group(1))] = float(hit.group(2))
-    return found
 
 
 def test_typed_sentence_shows_groups_isolation_and_curves_as_the_library():
@@ -144,11 +135,39 @@ def test_typed_text_goes_into_the_link_and_reopens_the_view():
 
 
 def test_typed_markup_is_shown_as_text():
+    """The tokenizer splits "<script>" into "<", "script", ">", so the page can never hold that string
+    anyway: check instead that every "<" and ">" token is escaped and the markup has only our tags."""
+    from html.parser import HTMLParser
     at = typed_app("<script>alert(1)</script> the film was <b>bad</b>")
     markup = sentence_markup(at)
-    assert "<script>" not in markup and "<b>" not in markup
-    assert html.escape("<") in markup and "script" in markup
-    assert "[SEP]" not in markup
+
+    class Tags(HTMLParser):
+        tags, text = set(), []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.add(tag)
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    parsed = Tags()
+    parsed.feed(markup)
+    assert parsed.tags == {"div", "span"}
+    assert markup.count("&lt;") == markup.count("&gt;") == 4            # <script> </script> <b> </b>
+    assert "".join(parsed.text).count("<") == 4 and "[SEP]" not in markup
+
+
+def test_token_strings_are_escaped_in_every_view():
+    """explorer.text_view escapes whatever a token string holds (a checkpoint's tokenizer could keep "<b>"
+    as one token): the sentence, the heat map and the step views."""
+    from explorer import text_view
+    tokens = ["[CLS]", "<img src=x onerror=alert(1)>", "fine", "[SEP]"]
+    content = np.array([False, True, True, False])
+    views = [text_view.groups_html(tokens, content, np.array([-1, 0, 0, -1]), np.array([1.0])),
+             text_view.heat_html(tokens, content, np.array([0.0, 0.5, -0.2, 0.0])),
+             text_view.step_html(tokens, content, np.array([True, False, True, True]))]
+    for markup in views:
+        assert "<img" not in markup and html.escape(tokens[1]) in markup and "fine" in markup
 
 
 def test_compare_page_draws_token_maps_of_sop_and_the_baselines():
@@ -157,9 +176,12 @@ def test_compare_page_draws_token_maps_of_sop_and_the_baselines():
     ids, sx = lib_sentence(SENTENCE)
     maps = lambda: [m.value for m in at.markdown if 'class="sop-sentence"' in m.value]  # noqa: E731
     assert len(maps()) == 1 and texts(at).count("Not computed yet") == 4      # SOP at once, baselines on request
+    assert at.button(key="text_compute_baselines").label == \
+        "Compute Occlusion (one token), Integrated Gradients, KernelSHAP, LIME"     # cheapest first
     at.button(key="text_compute_baselines").click()
     run(at)
-    assert "Not computed yet" not in texts(at) and len(maps()) == 5
+    assert "Not computed yet" not in texts(at) and "Queued" not in texts(at) and len(maps()) == 5
+    assert not [b for b in at.button if b.key in ("text_cancel_run", "text_compute_baselines")]
     captions = [c.value for c in at.caption if "insertion AUC" in c.value]
     assert len(captions) == 5
     # occlusion on the twin, one token per step, as the library computes it
@@ -172,6 +194,11 @@ def test_compare_page_draws_token_maps_of_sop_and_the_baselines():
     sop_curves = token_insertion_deletion(lib(), ids, attribution=sx.attribution())
     row = df[df["method"] == "SOP (own groups)"].iloc[0]
     assert row["insertion AUC ↑"] == pytest.approx(round(sop_curves["insertion"].auc, 3))
+    # grouped curves of the maps already computed come at once, without another request
+    at.segmented_control(key="curve_mode").set_value("grouped")
+    run(at)
+    assert not [b for b in at.button if b.key == "text_compute_baselines"] and len(maps()) == 5
+    assert len(at.dataframe[0].value) == 5
 
 
 def test_mistakes_page_lists_misclassified_sentences_and_opens_one():
@@ -219,3 +246,41 @@ def test_text_export_json_and_figure_hold_the_library_values():
             assert record["curves"][mode][kind]["auc"] == pytest.approx(curves[mode][kind].auc, abs=1e-6)
     img = Image.open(io.BytesIO(text_export.text_figure_png(lm, ti, sx, dpi=100)))
     assert img.format == "PNG" and img.width == 1100 and img.height > 100
+
+
+def test_compare_baselines_run_one_by_one_with_a_cancel(monkeypatch):
+    """The baselines run cheapest first; each map shows as soon as it is ready, with a progress bar and a
+    Cancel button.  AppTest runs a script to its end, so the second baseline stops the script run with
+    st.stop() half-way (what a click on Cancel does to the running script at its next Streamlit call)."""
+    import streamlit as st
+
+    from explorer import text_compute
+    calls: list[str] = []
+    real = text_compute.explain_text
+
+    def interrupted_second(model, ids, method, progress=None, **kw):
+        if method != "sop":   # SOP's own map is read off its forward pass, before the baselines
+            calls.append(method)
+        if method == "integrated_gradients" and calls.count(method) == 1:
+            progress(0.5)
+            st.stop()
+        return real(model, ids, method, progress=progress, **kw)
+
+    monkeypatch.setattr(text_compute, "explain_text", interrupted_second)
+    at = typed_app("the battery was never bad , and the screen was lovely")   # nothing cached for it
+    switch(at, "compare")
+    at.button(key="text_compute_baselines").click()
+    run(at)
+    assert calls == ["occlusion", "integrated_gradients"]
+    maps = [m.value for m in at.markdown if 'class="sop-sentence"' in m.value]
+    assert len(maps) == 2                              # SOP's map and Occlusion's, drawn before IG finished
+    assert texts(at).count("Queued") == 3              # IG (in flight), KernelSHAP and LIME wait in their cards
+    bars = [p.text for p in at.get("progress")]
+    assert any("Running Integrated Gradients (2/4)… 50%" in t for t in bars), bars
+    at.button(key="text_cancel_run").click()
+    run(at)
+    assert calls == ["occlusion", "integrated_gradients"]          # nothing runs again
+    assert any("Cancelled Occlusion (one token), Integrated Gradients, KernelSHAP, LIME" in i.value for i in at.info)
+    assert at.button(key="text_compute_baselines").label == "Compute Integrated Gradients, KernelSHAP, LIME"
+    assert len([m for m in at.markdown if 'class="sop-sentence"' in m.value]) == 2   # occlusion stays cached
+    assert set(at.dataframe[0].value["method"]) == {"SOP (own groups)", "Occlusion (one token)"}

@@ -98,3 +98,25 @@ def test_type_a_sentence_see_groups_isolate_one_and_move_the_step(page, server):
     assert pg.locator(".st-key-step_insertion span.tok.dropped").count() == S - start - 2
     screenshot(pg, "text_curve_step", docs=True)
     assert_clean(watch)
+
+
+def test_compare_draws_each_baseline_map_when_ready_and_cancel_stops_the_rest(page, server):
+    """Compare for text: Compute runs the baselines cheapest first; Occlusion's map is on screen while LIME
+    (last, several seconds) still waits in its card, and Cancel stops the run with a note."""
+    from urllib.parse import quote
+    pg, watch = page
+    text = "the keyboard was never annoying , yet the fan was loud"
+    pg.goto(server.url + f"/compare?model=reviews&input=typed&text={quote(text)}")
+    pg.get_by_text("Insertion AUC", exact=False).first.wait_for()
+    wait_idle(pg)
+    assert pg.locator(".st-key-map_sop span.tok").count() > 0          # SOP's map at once
+    pg.get_by_role("button", name=re.compile("^Compute Occlusion")).click()
+    pg.locator(".st-key-map_occlusion span.tok").first.wait_for()       # the first map, drawn when ready...
+    assert pg.locator(".st-key-text_map_lime").get_by_text("Queued").count() == 1   # ...while LIME waits
+    pg.get_by_role("button", name=re.compile("Cancel")).click()
+    pg.get_by_text(re.compile("Cancelled Occlusion")).wait_for()
+    wait_idle(pg)
+    assert pg.locator(".st-key-map_occlusion span.tok").count() > 0     # what finished stays
+    assert pg.locator(".st-key-map_lime").count() == 0
+    assert pg.get_by_role("button", name=re.compile("^Compute .*LIME$")).count() == 1   # the rest, on request
+    assert_clean(watch)

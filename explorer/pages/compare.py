@@ -106,19 +106,10 @@ def cancel_run() -> None:
 
 def run_methods(todo: list[str], where) -> None:
     """Compute the explanations of `todo` with one progress bar and a Cancel button."""
-    with where:
-        b1, b2 = st.columns([4, 1], vertical_alignment="center")
-        bar = b1.progress(0.0, text="Starting…")
-        b2.button("Cancel", key="cancel_run", icon=":material/stop:", on_click=cancel_run,
-                  help="Stop the work in flight (a new input or setting stops it too).")
+    job = ui.run_progress(where, [label(m) for m in todo], cancel_key="cancel_run", on_cancel=cancel_run,
+                          help="Stop the work in flight (a new input or setting stops it too).")
     for i, m in enumerate(todo):
-        text = f"{label(m)} ({i + 1}/{len(todo)})"
-
-        def report(f: float, i=i, text=text) -> None:
-            bar.progress(min(1.0, (i + max(0.0, min(1.0, f))) / len(todo)), text=f"Running {text}… {f:.0%}")
-
-        report(0.0)
-        compute.get_explanation(lm, mi.x, m, settings[m], x_key=mi.key, progress=report)
+        compute.get_explanation(lm, mi.x, m, settings[m], x_key=mi.key, progress=job(i))
 
 
 run_area = st.container()

@@ -18,9 +18,7 @@ img = mi.image(lm)
 fwd = compute.sop_forward(lm, mi.x, mi.key)
 pred = fwd.prediction
 G = len(fwd.scores)
-group = st.session_state.get("group")
-if not isinstance(group, int) or not 0 <= group < G:
-    group = st.session_state["group"] = None
+group = ui.selected_group(G)
 
 st.markdown(f"#### Explain · {ui.plain(lm.spec.name)} · {ui.plain(mi.name)}")
 
@@ -156,24 +154,14 @@ for n in schedule:
     curves = got
 live.empty()
 S = len(curves["insertion"].scores) - 1
-step = st.session_state.get("curve_step")
-if not isinstance(step, int) or not 0 <= step <= S:
-    st.session_state["curve_step"] = step = min(S, max(0, step if isinstance(step, int) else S // 4))
+step = ui.curve_step(S, S // 4)
 
 left, right = st.columns([1.35, 1], gap="large")
 with left:
     curve_key = f"curve_chart_{mode}_{baseline}_{steps}_{step}_{mi.key}"
-
-    def _on_curve_click() -> None:
-        state = st.session_state.get(curve_key)
-        for p in (state.selection.points if state is not None else []):
-            k = charts.point_data(p)
-            if k is not None:
-                st.session_state["curve_step"] = int(k)
-                return
-
     st.plotly_chart(charts.curves_figure(curves, step=step, title=f"p({names[curves['insertion'].target]})"),
-                    key=curve_key, on_select=_on_curve_click, selection_mode="points", config=charts.CONFIG,
+                    key=curve_key, on_select=ui.on_chart_point(curve_key, ui.set_curve_step), selection_mode="points",
+                    config=charts.CONFIG,
                     theme=None)
     st.caption(f"Curves at {S} steps.")
     m1, m2 = st.columns(2)

@@ -31,31 +31,13 @@ if data is None:
     st.stop()
 
 images, labels = split_tensors(data)
-bar = st.empty()
-preds = compute.split_predictions(
-    lm, lm.config.dataset, "test", images, labels,
-    progress=lambda f: bar.progress(f, text=f"Running the model on {len(labels)} test images… {f:.0%}"))
-bar.empty()
+preds = ui.mistakes_summary(lm, images, labels, "images")
 cm = preds.confusion(K)
 mistakes = preds.mistakes
 
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("Test accuracy", f"{preds.accuracy:.1%}")
-m2.metric("Misclassified", f"{len(mistakes)} of {len(labels)}")
-m3.metric("Classes", K)
-m4.metric("Groups per input", lm.num_groups)
-
 
 # --------------------------------------------------------------------------- state
-def _parse_cell(raw) -> tuple[int, int] | None:
-    try:
-        t, p = (int(v) for v in str(raw).split(","))
-    except (TypeError, ValueError):
-        return None
-    return (t, p) if 0 <= t < K and 0 <= p < K else None
-
-
-cell = _parse_cell(st.session_state.get("mistake_cell"))
+cell = ui.parse_cell(st.session_state.get("mistake_cell"), K)
 if cell is None:
     st.session_state.pop("mistake_cell", None)
 example = st.session_state.get("mistake_example")
@@ -75,21 +57,8 @@ def _clear_cell() -> None:
 # --------------------------------------------------------------------------- matrix and gallery
 left, right = st.columns([1, 1.6], gap="large")
 with left:
-    st.markdown("**Confusion matrix**")
-    cm_key = f"confusion_{lm.key}_{cell}"
-
-    def _on_cell() -> None:
-        state = st.session_state.get(cm_key)
-        for p in (state.selection.points if state is not None else []):
-            t, q = charts.point_data(p, 0), charts.point_data(p, 1)
-            if t is not None and q is not None:
-                st.session_state["mistake_cell"] = f"{int(t)},{int(q)}"
-                st.session_state["mistake_page"] = 1
-                return
-
-    st.plotly_chart(charts.confusion_figure(cm, names, selected=cell, height=min(480, max(260, 36 * K + 110))),
-                    key=cm_key, on_select=_on_cell, selection_mode="points", config=charts.CONFIG, theme=None)
-    st.caption("Rows: true class; columns: predicted class. Click a cell to list its examples.")
+    ui.confusion_picker(cm, names, cell, key=f"confusion_{lm.key}_{cell}",
+                        on_pick=lambda: st.session_state.update(mistake_page=1))
 
 with right:
     if cell is not None:

@@ -1,4 +1,8 @@
-"""`python -m sop figure`: a paper figure (PDF, SVG or PNG) of one SOP explanation."""
+"""`python -m sop figure`: a paper figure (PDF, SVG or PNG) of one SOP explanation.
+
+An image model: the input, the scored groups, the overlay and the curves (`sop.figure`).  A text
+model (`--text "..."` or `--input test:<index>`): the sentence with its scored groups in their
+colours, each group alone (`sop.text_figure`, the explorer's text figure)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,14 +17,18 @@ def register(sub) -> None:
                                       "its score, the combined overlay and the insertion/deletion curves "
                                       "(PDF/SVG/PNG by the --out suffix)")
     p.add_argument("--model", default="digits",
-                   help="an embedded model's name (digits, parts) or an SOP checkpoint (*_sop.safetensors)")
-    p.add_argument("--input", required=True, metavar="IMG|SPLIT:INDEX",
+                   help="an embedded model's name (digits, parts, reviews) or an SOP checkpoint (*_sop.safetensors)")
+    p.add_argument("--input", metavar="IMG|SPLIT:INDEX",
                    help="an image file (PNG, JPEG, GIF, BMP, WebP, TIFF), or test:<index> (also val:, train:) "
-                        "for a sample of the model's dataset")
+                        "for a sample of the model's dataset (a text model: only SPLIT:INDEX)")
+    p.add_argument("--text", metavar="SENTENCE",
+                   help="a text model only: the sentence to explain, instead of --input (kept literal; "
+                        "cut to the model's tokens, with a notice)")
     p.add_argument("--out", type=Path, required=True, help="output file: fig.pdf, fig.svg or fig.png")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="pixel-wise insertion/deletion steps")
-    p.add_argument("--baseline", choices=BASELINES, default=DEFAULT_BASELINE, help="removal baseline of the curves")
-    p.add_argument("--width", type=float, default=DEFAULT_WIDTH, help="figure width in inches")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help="pixel-wise insertion/deletion steps (image models)")
+    p.add_argument("--baseline", choices=BASELINES, default=DEFAULT_BASELINE, help="removal baseline of the curves (image models)")
+    p.add_argument("--width", type=float, default=DEFAULT_WIDTH, help="figure width in inches (image models; the text figure is 11 in wide)")
     p.add_argument("--dpi", type=int, default=DEFAULT_DPI, help="PNG resolution (pixels per inch)")
     p.add_argument("--invert", action="store_true", help="invert the image file's brightness first "
                                                          "(black ink on white for a white-on-black model)")
@@ -30,7 +38,7 @@ def register(sub) -> None:
 def resolve_model(text: str) -> Path:
     from ..errors import InputError
     from ..zoo import embedded_models
-    embedded = {m.name: m.sop_path for m in embedded_models()}
+    embedded = {m.name: m.sop_path for m in embedded_models(modality=None)}
     if text in embedded:
         return embedded[text]
     path = Path(text)
@@ -71,8 +79,15 @@ def run(args) -> int:
     if args.steps < 1 or args.dpi < 1 or not args.width > 0:
         raise InputError("--steps, --dpi and --width must be positive")
     model = load(resolve_model(args.model))
-    x, label, name = read_input(model, args.input, invert=args.invert)
     model_name = checkpoint_name(args.model)
+    from ..text import is_text_backbone
+    if is_text_backbone(model.config.backbone):
+        return run_text(args, model, model_name, fmt)
+    if args.text is not None:
+        raise InputError(f"--text is for text models; {model_name} reads images: use --input IMG or --input test:<index>")
+    if args.input is None:
+        raise InputError("--input is required: an image file or test:<index>")
+    x, label, name = read_input(model, args.input, invert=args.invert)
     logging.getLogger("sop.figure").info("explaining %s with %s and computing both curve kinds", name, model_name)
     data = figure_data(model, x, steps=args.steps, baseline=args.baseline, true_label=label,
                        title=f"{model_name} · {name}")
@@ -81,4 +96,42 @@ def run(args) -> int:
     w, h = fig.get_size_inches()
     size = f"{int(w * args.dpi)}x{int(h * args.dpi)} px" if fmt == "png" else f"{w:.2f}x{h:.2f} in"
     print(f"wrote {path} ({fmt.upper()}, {size}, {len(group_axes(fig))} scored groups)", flush=True)
+    return 0
+
+
+def read_text_input(model, text: str | None, where: str | None):
+    """(ids (1, L), true label or None, a short name) of a typed sentence (literal, `sop.typed_text`)
+    or of SPLIT:INDEX of the model's dataset (the sample a link with input=test:12 shows)."""
+    from ..data import SAMPLE_SEED, load_split, split_sample
+    from ..errors import InputError
+    from ..typed_text import encode_typed
+    cfg = model.config
+    if (text is None) == (where is None):
+        raise InputError('a text model takes either --text "a sentence" or --input test:<index>')
+    if text is not None:
+        typed = encode_typed(text, int(cfg.img_size[-1]))
+        if typed.truncated:
+            print(f"note: the text needs {typed.total_tokens} tokens; the model reads the first {cfg.img_size[-1]} "
+                  "([CLS] and [SEP] included)", flush=True)
+        return typed.ids, None, "your sentence"
+    split, sep, index = where.partition(":")
+    if not (sep and split in SPLITS and index.isdigit()):
+        raise InputError(f"--input {where!r}: a text model takes test:<index> (also val:, train:), or --text")
+    data = load_split(cfg.dataset, split, img_size=tuple(cfg.img_size), seed=SAMPLE_SEED)
+    ids, y = split_sample(data, int(index), where=f"--input {where!r}: the {split} split of {cfg.dataset!r}")
+    return ids, y, f"{split}:{index}"
+
+
+def run_text(args, model, model_name: str, fmt: str) -> int:
+    from ..figure import save_figure
+    from ..text_explain import explain_sentence
+    from ..text_figure import sentence_figure
+    ids, label, name = read_text_input(model, args.text, args.input)
+    sx = explain_sentence(model, ids)
+    fig = sentence_figure(sx, model.config.class_names, title=f"{model_name} · {name}", true_label=label)
+    path = save_figure(fig, args.out, dpi=args.dpi)
+    w, h = fig.get_size_inches()
+    size = f"{int(w * args.dpi)}x{int(h * args.dpi)} px" if fmt == "png" else f"{w:.2f}x{h:.2f} in"
+    print(f"wrote {path} ({fmt.upper()}, {size}, {len(sx.used)} scored groups, predicts "
+          f"{model.config.class_names[sx.prediction]})", flush=True)
     return 0

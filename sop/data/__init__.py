@@ -41,7 +41,8 @@ SAMPLE_SEED = 0
 
 
 def split_sample(split: Split, index: int, *, where: str | None = None):
-    """(x (1, C, H, W) float, label) of sample `index` of a loaded split; InputError when out of range.
+    """(x, label) of sample `index` of a loaded split: x (1, C, H, W) float, or for text (1, L) token
+    ids (long); InputError when out of range.
 
     The app's dataset samples and ``sop figure --input SPLIT:INDEX`` both read inputs here, from
     splits loaded with `SAMPLE_SEED`."""
@@ -51,4 +52,4 @@ def split_sample(split: Split, index: int, *, where: str | None = None):
         raise InputError(f"{where or 'the ' + split.info.name + ' split'} has {n} samples (0-{n - 1}); "
                          f"there is no sample {index}")
     x, y = split.dataset[int(index)]
-    return x.unsqueeze(0).float(), int(y)
+    return x.unsqueeze(0) if not x.is_floating_point() else x.unsqueeze(0).float(), int(y)

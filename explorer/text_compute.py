@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from sop.faithfulness import Curve, token_group_sizes, token_insertion_deletion
+from sop import text_eval
 from sop.text_eval import TEXT_METHODS, LABELS, explain_text
 from sop.text_explain import SentenceExplanation, explain_sentence
 
@@ -19,9 +20,7 @@ from .compute import POST_HOC, _key, cached, remember
 from .models import LoadedModel, compute_lock
 
 METHODS = TEXT_METHODS
-# The baselines in the order Compare runs them: cheapest first (measured on the reviews default,
-# 2 CPU cores: occlusion and IG under a second, KernelSHAP and LIME several seconds).
-BASELINES_BY_COST = ("occlusion", "integrated_gradients", "kernelshap", "lime")
+BASELINES_BY_COST = text_eval.BASELINES_BY_COST   # the order Compare runs them in: cheapest first
 CURVE_MODES = ("token", "grouped")
 MODE_LABELS = {"token": "One token per step", "grouped": "Grouped"}
 

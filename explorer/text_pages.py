@@ -125,7 +125,7 @@ def _explain(lm: LoadedModel, ti: TextInput) -> None:
                 bar = (f'<div style="height:6px;border-radius:3px;background:#e5e7eb;margin:2px 0 4px">'
                        f'<div style="height:6px;width:{min(100.0, 100 * tg.score):.1f}%;background:{colour};'
                        f'border-radius:3px"></div></div>')
-                st.markdown(f"{ui.swatch(colour)}**Group {tg.group}** · score {tg.score:.3f}{bar}",
+                st.markdown(f"{ui.swatch(colour)}**Group {tg.group:d}** · score {tg.score:.3f}{bar}",
                             unsafe_allow_html=True)
                 members = np.where(sx.masks[tg.group] > 0, tg.group, -1)
                 _sentence_html(text_view.groups_html(sx.tokens, sx.content, members, sx.scores),
@@ -149,7 +149,7 @@ def _isolated(lm: LoadedModel, ti: TextInput, sx, group: int) -> None:
     tg = sx.group(group)
     with st.container(border=True, key="isolated_panel"):
         st.markdown(f"{ui.swatch(group_colour(group), 14)}**Group {group} alone** · score {tg.score:.3f} · "
-                    f"rank {sx.order.index(group) + 1} of {len(sx.groups)}", unsafe_allow_html=True)
+                    f"rank {sx.order.index(group) + 1:d} of {len(sx.groups):d}", unsafe_allow_html=True)
         a, b = st.columns([1.4, 1], gap="large")
         with a:
             only = np.isin(np.arange(len(sx.tokens)), tg.positions)
@@ -229,7 +229,7 @@ def _explain_export(lm: LoadedModel, ti: TextInput, sx, curves, mode: str) -> No
 
 # --------------------------------------------------------------------------- Compare
 
-# The baselines take from under a second (Occlusion) to about ten (LIME, KernelSHAP) each.  They run on
+# The baselines take from under a second to about ten each (text_compute.BASELINES_BY_COST).  They run on
 # request, as a run request in session state tied to the view it was made for (model, sentence, curve
 # kind), cheapest first, each card filled as soon as its map is ready.  Each baseline reports progress
 # through a bar (a Streamlit call): a new sentence or setting (a rerun) stops the work there and the
@@ -321,7 +321,8 @@ def _compare(lm: LoadedModel, ti: TextInput) -> None:
         run_area.button(f"Compute {', '.join(text_compute.label(m) for m in waiting)}", key="text_compute_baselines",
                         type="primary", icon=":material/play_arrow:", on_click=_request_run, args=(waiting, view),
                         help="Cheapest first, each map shown as soon as it is ready: from under a second "
-                             "(Occlusion) to about ten (LIME, KernelSHAP: 200 perturbed sentences each). "
+                             f"({text_compute.label(text_compute.BASELINES_BY_COST[0])}) to about ten "
+                             f"({text_compute.label(text_compute.BASELINES_BY_COST[-1])}: 200 perturbed sentences). "
                              "A Cancel button stops the run.")
     slots = {}
     cols = st.columns(2)

@@ -90,9 +90,12 @@ def test_curve_steps_are_those_of_the_faithfulness_machinery(lensing):
     plain = insertion_deletion(model, x, exp, mode="grouped", baseline="blur")
     ours = R.regression_curves(model, x, exp, mode="grouped", baseline="blur")
     assert np.array_equal(plain["insertion"].fractions, ours[0]["insertion"].fractions)
-    # the task's own score is minus the RMS over parameters of the standardised distance
-    dist = 1 - np.stack([ours[p]["deletion"].closeness for p in (0, 1)])
-    assert np.allclose(plain["deletion"].scores, -np.sqrt((dist ** 2).mean(0)), atol=1e-6)
+    # one definition: the curves `sop evaluate` scores are the mean over parameters of the explorer's
+    for kind in ("insertion", "deletion"):
+        per_parameter = np.stack([ours[p][kind].closeness for p in (0, 1)])
+        assert np.allclose(plain[kind].scores, per_parameter.mean(0), atol=1e-6)
+        assert plain[kind].auc == pytest.approx(np.mean([ours[p][kind].auc for p in (0, 1)]), abs=1e-6)
+    assert not np.allclose(ours[0]["deletion"].closeness, ours[1]["deletion"].closeness)
 
 
 def test_baselines_explain_one_parameter_of_a_regression_model_and_need_it_named(lensing):

@@ -80,9 +80,10 @@ def format_summary(report: dict) -> str:
                  + (f" ({report['iou_samples']} with a ground-truth mask, for localisation and IoU)"
                     if "iou" in report["rows"][0] else "")
                  + f", {s['steps']} steps, removal baseline {s['baseline']!r}, "
-                 + "baselines explain the " + ("backbone twin" if s["baselines_on"] == "backbone" else "SOP model")
+                 + ("SOP only" if all(r["method"] == "sop" for r in report["rows"]) else
+                    "baselines explain the " + ("backbone twin" if s["baselines_on"] == "backbone" else "SOP model")
                  + ("'s estimate of each parameter in turn (target = p), scored on that parameter; their "
-                    "seconds are for all the parameters' explanations" if "accuracy" not in m else ""))
+                    "seconds are for all the parameters' explanations" if "accuracy" not in m else "")))
     return "; ".join(parts) + "."
 
 
@@ -95,7 +96,7 @@ def regression_summary(dataset: str, m: dict) -> list[str]:
         parts.append(f"twin R2 {per('backbone_r2', '.3f')}; RMSE {per('backbone_rmse', '.4f')}; "
                      f"fidelity (R2 of SOP vs twin) {per('fidelity_r2', '.3f')}")
     parts.append("curves: score = closeness to the full-input prediction, 1 - |Δ| / training std, "
-                 "mean over the parameters (per parameter in the JSON)")
+                 "mean over the parameters (each parameter's in the second table)")
     return parts
 
 

@@ -231,9 +231,7 @@ def _explain(ctx) -> None:
     with st.spinner("Computing the curves…"):
         pair = curves(lm, mi, "sop", p, mode, baseline, steps)[p]
     S = len(pair["insertion"].fractions) - 1
-    step = st.session_state.get("curve_step")
-    if not isinstance(step, int) or not 0 <= step <= S:
-        st.session_state["curve_step"] = step = min(S, max(0, step if isinstance(step, int) else S // 4))
+    step = ui.curve_step(S)
     cl, cr = st.columns([1.3, 1], gap="large")
     with cl:
         st.plotly_chart(view.curves_figure(pair, step=step, name=names[p]), config=charts.CONFIG, theme=None,

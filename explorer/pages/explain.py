@@ -156,9 +156,7 @@ for n in schedule:
     curves = got
 live.empty()
 S = len(curves["insertion"].scores) - 1
-step = st.session_state.get("curve_step")
-if not isinstance(step, int) or not 0 <= step <= S:
-    st.session_state["curve_step"] = step = min(S, max(0, step if isinstance(step, int) else S // 4))
+step = ui.curve_step(S)
 
 left, right = st.columns([1.35, 1], gap="large")
 with left:

@@ -163,15 +163,24 @@ def input_picker(lm: LoadedModel) -> ModelInput | None:
         current = _upload_picker(lm)
     else:
         current = _draw_picker(lm)
-    fits = lambda mi: mi is not None and tuple(mi.x.shape[1:]) == (lm.config.in_chans, *lm.config.img_size)  # noqa: E731
+    return keep_last_good(current, lm, "last_input", "input") or sample_input(lm, "test", 0)
+
+
+def keep_last_good(current, lm: LoadedModel, key: str, noun: str):
+    """`current` when it fits the model (an input of its channels and size), remembered under `key`;
+    else the last one that did, with a caption saying so (a bad upload keeps the previous input on
+    screen); None when there is neither."""
+    def fits(mi) -> bool:
+        return getattr(mi, "x", None) is not None and tuple(mi.x.shape[1:]) == (lm.config.in_chans,
+                                                                                 *lm.config.img_size)
     if fits(current):
-        st.session_state["last_input"] = current
+        st.session_state[key] = current
         return current
-    previous = st.session_state.get("last_input")
+    previous = st.session_state.get(key)
     if fits(previous):
-        st.caption(f"Still showing the previous input ({previous.name}).")
+        st.caption(f"Still showing the previous {noun} ({previous.name}).")
         return previous
-    return sample_input(lm, "test", 0)
+    return None
 
 
 def _sample_picker(lm: LoadedModel) -> ModelInput | None:

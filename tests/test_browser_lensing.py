@@ -145,3 +145,24 @@ def test_upload_npy_and_fits_maps_in_the_browser(page, server, tmp_path):
     assert metric(pg, "Omega_m") == f"{e.prediction[0]:.4f}"          # the same map, as FITS
     errors = watch.take()
     assert not errors, "browser console errors:\n" + "\n".join(errors)
+
+
+def test_compare_runs_an_expensive_method_on_request(page, server):
+    """Regression Compare in Chromium: the expensive methods wait for Run; a card's Run computes one
+    (RISE, at the Samples budget) and draws its map; no console errors.  (Cancel is checked with
+    AppTest, tests/test_app_lensing.py, as for the image page.)"""
+    pg, watch = page
+    pg.goto(server.url + "/compare?model=lensing&input=test:3")
+    pg.get_by_text("Compare methods · lensing · test map #3").wait_for()
+    wait_idle(pg)
+    run_all = pg.locator(".st-key-run_all button")
+    assert re.search(r"Run \d expensive methods", run_all.inner_text()), run_all.inner_text()
+    assert pg.get_by_text("Not computed yet.").count() >= 1
+    pg.locator(".st-key-run_rise button").click()
+    pg.get_by_text(re.compile(r"1000 samples · purple: raises Omega_m")).wait_for()
+    wait_idle(pg)
+    assert pg.locator(".st-key-compare_map_rise .heatmaplayer, .st-key-compare_map_rise .hm").count() >= 1
+    screenshot(pg, "lensing_compare")
+    assert not pg.locator("[data-testid='stException']").count()
+    errors = watch.take()
+    assert not errors, "browser console errors:\n" + "\n".join(errors)

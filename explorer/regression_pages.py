@@ -264,6 +264,32 @@ def _explain(ctx) -> None:
 
 # --------------------------------------------------------------------------- Compare
 
+COMPARE_PER_ROW = 4
+
+
+def _method_card(lm: LoadedModel, mi: MapInput, m: str, p: int, budget: int, runs: MethodRuns,
+                 per_method: dict) -> None:
+    """One post-hoc method's card: its map of parameter p and (into `per_method`) its curves, or a
+    Run button while an expensive one is not computed."""
+    names = parameter_names(lm.config)
+    with st.container(border=True, key=f"regression_card_{m}"):
+        st.markdown(f"{ui.swatch(charts.method_colour(m))}**{ui.plain(compute.label(m))}**", unsafe_allow_html=True)
+        try:
+            exp = method_explanation(lm, mi, m, p, budget, compute_it=compute.is_cheap(m))
+        except sop.SOPError as err:
+            st.warning(f"{compute.label(m)}: {err}")
+            return
+        if exp is None:
+            runs.run_button(m)
+            return
+        st.plotly_chart(view.attribution_figure(exp.attribution.numpy(), f"{compute.label(m)} · {names[p]}"),
+                        config=charts.CONFIG, theme=None, key=f"compare_map_{m}")
+        budget_setting = get_method(m).budget_setting
+        samples = f" · {exp.settings[budget_setting]} samples" if budget_setting in exp.settings else ""
+        st.caption(f"{exp.seconds:.2f} s{samples} · purple: raises {ui.plain(names[p])}, orange: lowers it")
+        per_method[m] = curves(lm, mi, m, p, "pixel", "zero", 16, budget)[p]
+
+
 def _compare(ctx) -> None:
     lm, mi = ctx.lm, ctx.mi
     if mi is None:
@@ -294,30 +320,18 @@ def _compare(ctx) -> None:
         lm, mi, m, p, budget, progress=progress))
     runs.area(pending)
     e = forward(lm, mi)
-    cols = st.columns(1 + max(1, len(methods)))
-    with cols[0]:
-        st.plotly_chart(view.map_figure(mi.kappa, masks=e.masks, groups=e.used, title="SOP's groups", height=300),
-                        config=charts.CONFIG, theme=None, key="compare_sop_groups")
-        st.caption(f"SOP predicts {ui.plain(names[p])} = {e.prediction[p]:.4f}")
     per_method = {"sop": curves(lm, mi, "sop", p, "pixel", "zero", 16)[p]}
-    for col, m in zip(cols[1:], methods):
-        with col, st.container(border=True, key=f"regression_card_{m}"):
-            st.markdown(f"{ui.swatch(charts.method_colour(m))}**{ui.plain(compute.label(m))}**",
-                        unsafe_allow_html=True)
-            try:
-                exp = method_explanation(lm, mi, m, p, budget, compute_it=compute.is_cheap(m))
-            except sop.SOPError as err:
-                st.warning(f"{compute.label(m)}: {err}")
-                continue
-            if exp is None:
-                runs.run_button(m)
-                continue
-            st.plotly_chart(view.attribution_figure(exp.attribution.numpy(), f"{compute.label(m)} · {names[p]}"),
-                            config=charts.CONFIG, theme=None, key=f"compare_map_{m}")
-            budget_setting = get_method(m).budget_setting
-            samples = f" · {exp.settings[budget_setting]} samples" if budget_setting in exp.settings else ""
-            st.caption(f"{exp.seconds:.2f} s{samples} · purple: raises {ui.plain(names[p])}, orange: lowers it")
-            per_method[m] = curves(lm, mi, m, p, "pixel", "zero", 16, budget)[p]
+    cells = ["sop", *methods]                 # SOP's groups first, then a card per method, 4 to a row
+    for start in range(0, len(cells), COMPARE_PER_ROW):
+        for col, m in zip(st.columns(COMPARE_PER_ROW), cells[start:start + COMPARE_PER_ROW]):
+            with col:
+                if m == "sop":
+                    st.plotly_chart(view.map_figure(mi.kappa, masks=e.masks, groups=e.used, title="SOP's groups",
+                                                    height=300), config=charts.CONFIG, theme=None,
+                                    key="compare_sop_groups")
+                    st.caption(f"SOP predicts {ui.plain(names[p])} = {e.prediction[p]:.4f}")
+                else:
+                    _method_card(lm, mi, m, p, budget, runs, per_method)
     labels = {m: compute.label(m) for m in per_method}
     colours = {m: charts.method_colour(m) for m in per_method}
     k1, k2 = st.columns(2)

@@ -18,7 +18,7 @@ from sop.map_io import MAX_MAP_BYTES, map_input, map_of_input, read_map
 
 from . import urlstate
 from .compute import tensor_key
-from .inputs import split_of
+from .inputs import last_good, split_of
 from .models import LoadedModel
 from .ui import plain
 
@@ -94,15 +94,10 @@ def input_picker(lm: LoadedModel) -> MapInput | None:
                                   help="A test map of the model's dataset, or your own map "
                                        "(.npy or FITS).") or SOURCES[0]
     current = _test_picker(lm) if source == SOURCES[0] else _upload_picker(lm)
-    fits = lambda mi: isinstance(mi, MapInput) and tuple(mi.x.shape[1:]) == (1, *lm.config.img_size)  # noqa: E731
-    if fits(current):
-        st.session_state["last_map"] = current
-        return current
-    previous = st.session_state.get("last_map")
-    if fits(previous):
-        st.caption(f"Still showing the previous map ({previous.name}).")
-        return previous
-    return test_map(lm, 0)
+    def fits(mi) -> bool:
+        return getattr(mi, "x", None) is not None and tuple(mi.x.shape[1:]) == (lm.config.in_chans,
+                                                                                 *lm.config.img_size)
+    return last_good(current, fits, "last_map", "map", lambda: test_map(lm, 0))
 
 
 def _test_picker(lm: LoadedModel) -> MapInput | None:

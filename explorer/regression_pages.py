@@ -3,7 +3,9 @@
     Explain   the κ map (diverging colours, colour bar), the prediction per parameter (with the true
               values of a test map), every group outlined with its score and what it alone predicts;
               isolate a group; per-parameter insertion / deletion curves with the step slider; JSON.
-    Compare   the post-hoc methods' maps for one parameter beside SOP's groups, and their curves.
+    Compare   the post-hoc methods' maps for one parameter beside SOP's groups, and their curves; the
+              expensive ones run on request with the image page's sample budget, progress bar and
+              Cancel (explorer/method_runs.py).
     Mistakes  the **Residuals** view: predicted vs true per parameter (R², RMSE), click a point or
               pick one of the largest errors to open that map on Explain.
 
@@ -20,6 +22,7 @@ import torch
 import sop
 from sop.explainers import explain, model_grid
 from sop.map_io import map_of_input
+from sop.methods import get_method
 from sop.regression import r2_rmse, to_physical
 from sop.regression_explain import MapExplanation, explain_map, export_record, largest_errors, parameter_names, \
     regression_curves
@@ -28,6 +31,7 @@ from sop.visualize import group_colour
 from . import charts, compute, ui
 from . import regression_view as view
 from .map_inputs import MapInput, input_picker, select_test_map  # noqa: F401  (input_picker: the views contract)
+from .method_runs import MethodRuns, budget_slider
 from .models import LoadedModel, compute_lock
 
 CURVES_HELP = ("For one parameter, each step's value is its **closeness to the full-map prediction**, "
@@ -55,28 +59,38 @@ def forward(lm: LoadedModel, mi: MapInput) -> MapExplanation:
     return compute.cached(key) or compute.remember(key, explain_map(lm.model, mi.x))
 
 
-def method_explanation(lm: LoadedModel, mi: MapInput, method: str, parameter: int):
-    """`method`'s explanation of one parameter (the twin's, for a post-hoc method)."""
-    model, model_key = lm.model_for(method)
-    settings = compute.method_settings(method)
+def _method_settings(method: str, budget: int | None = None) -> dict:
+    settings = compute.method_settings(method, budget)
     if "output" in settings:  # a regression output is explained as the estimate itself, never a softmax
         settings["output"] = "logit"
+    return settings
+
+
+def method_explanation(lm: LoadedModel, mi: MapInput, method: str, parameter: int, budget: int | None = None, *,
+                       progress=None, compute_it: bool = True):
+    """`method`'s explanation of one parameter (the twin's, for a post-hoc method), with the sampling
+    methods' `budget`; None when not cached and `compute_it` is False.  `progress(fraction)`: a
+    Streamlit call in it is where a rerun (a new map or setting) stops the work in flight."""
+    model, model_key = lm.model_for(method)
+    settings = _method_settings(method, budget)
     key = compute.signature("regression_explain", model_key, mi.key, method, parameter, settings)
     hit = compute.cached(key)
-    if hit is None:
+    if hit is None and compute_it:
         with compute_lock():
-            hit = explain(model, mi.x, method, target=parameter, **settings)
+            hit = explain(model, mi.x, method, target=parameter, progress=progress, **settings)
         compute.remember(key, hit)
     return hit
 
 
-def curves(lm: LoadedModel, mi: MapInput, method: str, parameter: int, mode: str, baseline: str, steps: int):
+def curves(lm: LoadedModel, mi: MapInput, method: str, parameter: int, mode: str, baseline: str, steps: int,
+           budget: int | None = None):
     """{parameter: {"insertion", "deletion"}} of `method` (SOP's groups are the same for every parameter)."""
     model, model_key = lm.model_for(method)
-    key = compute.signature("regression_curves", model_key, mi.key, method, parameter, mode, baseline, steps)
+    key = compute.signature("regression_curves", model_key, mi.key, method, parameter, mode, baseline, steps,
+                            _method_settings(method, budget))
     hit = compute.cached(key)
     if hit is None:
-        exp = method_explanation(lm, mi, method, parameter)
+        exp = method_explanation(lm, mi, method, parameter, budget)
         with compute_lock():
             hit = regression_curves(model, mi.x, exp, mode=mode, baseline=baseline, steps=steps,
                                     memo=compute.curve_memo(model_key, mi.key))
@@ -217,9 +231,7 @@ def _explain(ctx) -> None:
     with st.spinner("Computing the curves…"):
         pair = curves(lm, mi, "sop", p, mode, baseline, steps)[p]
     S = len(pair["insertion"].fractions) - 1
-    step = st.session_state.get("curve_step")
-    if not isinstance(step, int) or not 0 <= step <= S:
-        st.session_state["curve_step"] = step = min(S, max(0, step if isinstance(step, int) else S // 4))
+    step = ui.curve_step(S)
     cl, cr = st.columns([1.3, 1], gap="large")
     with cl:
         st.plotly_chart(view.curves_figure(pair, step=step, name=names[p]), config=charts.CONFIG, theme=None,
@@ -252,6 +264,32 @@ def _explain(ctx) -> None:
 
 # --------------------------------------------------------------------------- Compare
 
+COMPARE_PER_ROW = 4
+
+
+def _method_card(lm: LoadedModel, mi: MapInput, m: str, p: int, budget: int, runs: MethodRuns,
+                 per_method: dict) -> None:
+    """One post-hoc method's card: its map of parameter p and (into `per_method`) its curves, or a
+    Run button while an expensive one is not computed."""
+    names = parameter_names(lm.config)
+    with st.container(border=True, key=f"regression_card_{m}"):
+        st.markdown(f"{ui.swatch(charts.method_colour(m))}**{ui.plain(compute.label(m))}**", unsafe_allow_html=True)
+        try:
+            exp = method_explanation(lm, mi, m, p, budget, compute_it=compute.is_cheap(m))
+        except sop.SOPError as err:
+            st.warning(f"{compute.label(m)}: {err}")
+            return
+        if exp is None:
+            runs.run_button(m)
+            return
+        st.plotly_chart(view.attribution_figure(exp.attribution.numpy(), f"{compute.label(m)} · {names[p]}"),
+                        config=charts.CONFIG, theme=None, key=f"compare_map_{m}")
+        budget_setting = get_method(m).budget_setting
+        samples = f" · {exp.settings[budget_setting]} samples" if budget_setting in exp.settings else ""
+        st.caption(f"{exp.seconds:.2f} s{samples} · purple: raises {ui.plain(names[p])}, orange: lowers it")
+        per_method[m] = curves(lm, mi, m, p, "pixel", "zero", 16, budget)[p]
+
+
 def _compare(ctx) -> None:
     lm, mi = ctx.lm, ctx.mi
     if mi is None:
@@ -261,34 +299,39 @@ def _compare(ctx) -> None:
     names = parameter_names(lm.config)
     st.markdown(f"#### Compare methods · {ui.plain(lm.spec.name)} · {ui.plain(mi.name)}")
     offered = [m for m in compute.methods_for(lm) if m != "sop"]
-    default = [m for m in offered if compute.is_cheap(m)] or offered[:1]
     if not isinstance(st.session_state.get("regression_methods"), list):
-        st.session_state["regression_methods"] = default
-    c1, c2 = st.columns([2, 1])
+        st.session_state["regression_methods"] = list(offered)   # the expensive ones wait for a Run click
+    c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
     with c1:
         methods = st.pills("Methods", offered, selection_mode="multi", key="regression_methods",
                            persist_state="session", format_func=compute.label,
                            help=f"Post-hoc methods explain {lm.describe_for(compute.POST_HOC)}.") or []
     with c2:
         p = _parameter_picker(names)
+    budget = budget_slider(c3)
+    methods = [m for m in offered if m in methods]
+    pending = [m for m in methods if not compute.is_cheap(m)
+               and method_explanation(lm, mi, m, p, budget, compute_it=False) is None]
+
+    def view_signature(todo) -> str:
+        return compute.signature("regression-compare-run", lm.key, mi.key, p, list(todo), budget)
+
+    runs = MethodRuns(view=view_signature, run_one=lambda m, progress: method_explanation(
+        lm, mi, m, p, budget, progress=progress))
+    runs.area(pending)
     e = forward(lm, mi)
-    cols = st.columns(1 + max(1, len(methods)))
-    with cols[0]:
-        st.plotly_chart(view.map_figure(mi.kappa, masks=e.masks, groups=e.used, title="SOP's groups", height=300),
-                        config=charts.CONFIG, theme=None, key="compare_sop_groups")
-        st.caption(f"SOP predicts {ui.plain(names[p])} = {e.prediction[p]:.4f}")
     per_method = {"sop": curves(lm, mi, "sop", p, "pixel", "zero", 16)[p]}
-    for col, m in zip(cols[1:], methods):
-        with col, st.spinner(f"{compute.label(m)}…"):
-            try:
-                exp = method_explanation(lm, mi, m, p)
-            except sop.SOPError as err:
-                st.warning(f"{compute.label(m)}: {err}")
-                continue
-            st.plotly_chart(view.attribution_figure(exp.attribution.numpy(), f"{compute.label(m)} · {names[p]}"),
-                            config=charts.CONFIG, theme=None, key=f"compare_map_{m}")
-            st.caption(f"{exp.seconds:.2f} s · purple: raises {ui.plain(names[p])}, orange: lowers it")
-            per_method[m] = curves(lm, mi, m, p, "pixel", "zero", 16)[p]
+    cells = ["sop", *methods]                 # SOP's groups first, then a card per method, 4 to a row
+    for start in range(0, len(cells), COMPARE_PER_ROW):
+        for col, m in zip(st.columns(COMPARE_PER_ROW), cells[start:start + COMPARE_PER_ROW]):
+            with col:
+                if m == "sop":
+                    st.plotly_chart(view.map_figure(mi.kappa, masks=e.masks, groups=e.used, title="SOP's groups",
+                                                    height=300), config=charts.CONFIG, theme=None,
+                                    key="compare_sop_groups")
+                    st.caption(f"SOP predicts {ui.plain(names[p])} = {e.prediction[p]:.4f}")
+                else:
+                    _method_card(lm, mi, m, p, budget, runs, per_method)
     labels = {m: compute.label(m) for m in per_method}
     colours = {m: charts.method_colour(m) for m in per_method}
     k1, k2 = st.columns(2)

@@ -2,7 +2,9 @@
 
 Maps use a diverging colour map centred at 0 (κ = 0 is the mean density: blue = under-dense
 voids, red = over-dense clusters) with a colour bar; groups are outlined in their own colour
-(`sop.visualize.group_colour`, as on the image pages).
+(`sop.visualize.group_colour`, as on the image pages) inside a dark and a white ring
+(`OUTLINE_RINGS`): a red or blue group colour alone vanishes on the red-blue map, while the
+white ring shows on its dark ends and the dark ring on its white middle.
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from .charts import CONFIG, DELETION, INSERTION, _layout  # noqa: F401  (CONFIG:
 
 DIVERGING = "RdBu_r"
 POINT, WORST = "#2563eb", "#dc2626"
+# (colour, width) drawn under each group's own line, outermost first
+OUTLINE_RINGS = (("#111111", 7.0), ("#ffffff", 4.5))
+GROUP_LINE_WIDTH = 2.5
 
 
 def _limit(kappa: np.ndarray) -> float:
@@ -40,10 +45,11 @@ def map_figure(kappa: np.ndarray, *, masks: np.ndarray | None = None, groups: Se
         for g in groups:
             if selected is not None and g != selected:
                 continue
-            fig.add_trace(go.Contour(z=(masks[g] > 0).astype(float), showscale=False, hoverinfo="skip",
-                                     contours=dict(start=0.5, end=0.5, size=1, coloring="none"),
-                                     line=dict(color=group_colour(g), width=3), name=f"group {g}",
-                                     showlegend=False))
+            for colour, width in (*OUTLINE_RINGS, (group_colour(g), GROUP_LINE_WIDTH)):
+                fig.add_trace(go.Contour(z=(masks[g] > 0).astype(float), showscale=False, hoverinfo="skip",
+                                         contours=dict(start=0.5, end=0.5, size=1, coloring="none"),
+                                         line=dict(color=colour, width=width), name=f"group {g}",
+                                         showlegend=False))
     if owner is not None:
         _click_targets(fig, owner, (h, w), scores)
     fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, range=[h - 0.5, -0.5])

@@ -299,6 +299,16 @@ def curve_controls(columns) -> tuple[str, str, int]:
     return mode, baseline, steps
 
 
+def curve_step(S: int, default: int | None = None, key: str = "curve_step") -> int:
+    """The step slider's value kept within [0, S] (a new curve may have fewer steps than the last
+    one): the stored step clamped, or `default` (S // 4) when there is none.  Explain pages share it."""
+    step = st.session_state.get(key)
+    if not isinstance(step, int) or not 0 <= step <= S:
+        st.session_state[key] = step = min(S, max(0, step if isinstance(step, int) else
+                                                  (S // 4 if default is None else default)))
+    return step
+
+
 def curve_preview(curves: dict, class_names: list[str], *, key: str) -> None:
     """A coarse curve pair shown while the finer one computes (Explain's progressive curves)."""
     from . import charts
@@ -402,11 +412,3 @@ def run_progress(where, labels: list[str], *, cancel_key: str, on_cancel, help: 
         return report
     return job
 
-
-def curve_step(last: int, default: int) -> int:
-    """The curve step slider's value (`st.session_state["curve_step"]`), kept within 0..last; `default`
-    when there is none yet."""
-    step = st.session_state.get("curve_step")
-    if not isinstance(step, int) or not 0 <= step <= last:
-        st.session_state["curve_step"] = step = min(last, max(0, step if isinstance(step, int) else default))
-    return step

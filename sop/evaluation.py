@@ -29,6 +29,16 @@ split):
   - ``iou_gt_area``: every method (SOP ranked by its map sum_g s_g m_g) takes its
     top-ranked pixels of the decisive mask's area -- an oracle size, for reference.
 
+**Regression models** (e.g. lensing): the curves score `sop.regression.closeness` to the
+prediction on the whole input, per parameter (the explorer's curves, `sop.regression_explain.
+regression_curves`, the same code path).  SOP's one explanation (its groups serve every
+parameter) is scored on each parameter; a baseline explains the twin's estimate of each
+parameter p in turn (``target=p``) and that explanation is scored on parameter p.  A record
+holds the per-parameter AUCs (``insertion_<name>``, ...) and, as the summary figure, their
+mean over the parameters (``insertion``, ...); a baseline's ``seconds`` is the time of its P
+explanations together (what explaining the whole prediction costs; SOP's is one pass).
+Regression inputs carry no ground-truth masks.
+
 ``report["per_input"]`` keeps every value behind the means (one record per input and
 method: ``index``, ``label``, ``method`` and each metric the input has), so other
 aggregates (medians, paired differences) can be computed from the JSON.
@@ -192,6 +202,35 @@ def sop_region(e_sop) -> torch.Tensor:
     return region
 
 
+CURVE_KINDS = {("pixel", "insertion"): "insertion", ("pixel", "deletion"): "deletion",
+               ("grouped", "insertion"): "grouped_insertion", ("grouped", "deletion"): "grouped_deletion"}
+
+
+def regression_aucs(method: str, on: nn.Module, x: torch.Tensor, e_sop: Explanation, s: EvalSettings,
+                    group_sizes: Sequence[int]) -> tuple[dict, float]:
+    """({"insertion_<name>": AUC, ..., "insertion": mean over parameters, ...}, seconds) of one method
+    on a regression model (see the module docstring): SOP's explanation scored on every parameter,
+    a baseline's explanation of parameter p (``target=p``) on parameter p."""
+    from .regression_explain import parameter_names, regression_curves
+    names = parameter_names(on.config)
+    curve_kw = dict(steps=s.steps, baseline=s.baseline, batch_size=s.batch_size, memo={})  # memo: one (on, x)
+    per: dict[str, list[float]] = {k: [] for k in CURVE_KINDS.values()}
+    seconds = e_sop.seconds if method == "sop" else 0.0
+    for p in range(len(names)):
+        e = e_sop if method == "sop" else explain(on, x, method, target=p, **s.method_settings.get(method, {}))
+        seconds += 0.0 if method == "sop" else e.seconds
+        for mode in ("pixel", "grouped"):
+            sizes = None if method == "sop" or mode == "pixel" else group_sizes
+            curves = regression_curves(on, x, e, mode=mode, parameters=[p], group_sizes=sizes, **curve_kw)[p]
+            for kind, c in curves.items():
+                per[CURVE_KINDS[mode, kind]].append(c.auc)
+    rec: dict[str, float] = {}
+    for key, vals in per.items():
+        rec[key] = float(np.mean(vals))
+        rec.update({f"{key}_{n}": float(v) for n, v in zip(names, vals)})
+    return rec, seconds
+
+
 def score_input(model: SOPModel, explained: nn.Module, x: torch.Tensor, methods: Sequence[str], s: EvalSettings, *,
                 gt: torch.Tensor | None = None, progress: Callable[[str], None] | None = None,
                 e_sop: Explanation | None = None) -> list[dict]:
@@ -204,6 +243,13 @@ def score_input(model: SOPModel, explained: nn.Module, x: torch.Tensor, methods:
     region_sop = sop_region(e_sop)
     grid = model_grid(model)
     records = []
+    if model.config.task == "regression":
+        for method in methods:
+            rec, seconds = regression_aucs(method, model if method == "sop" else explained, x, e_sop, s, sizes)
+            records.append(dict(method=method, **rec, seconds=seconds))
+            if progress is not None:
+                progress(method)
+        return records
     for method in methods:
         on = model if method == "sop" else explained
         e = e_sop if method == "sop" else explain(on, x, method, **s.method_settings.get(method, {}))
@@ -231,11 +277,13 @@ def summary_rows(records: list[dict], methods: Sequence[str], accuracy: dict[str
     `accuracy` {"sop": ..., "other": ...}: the accuracy of the model each kind of method
     is scored on; `baselines_model` "backbone" or "sop": the model the baselines explain.
     """
+    # besides METRICS, any per-record figure (a regression model's per-parameter AUCs)
+    extra = [k for k in dict.fromkeys(k for r in records for k in r) if k not in (*METRICS, "index", "label", "method")]
     rows = []
     for method in methods:
         row = dict(method=method, model="sop" if method == "sop" else baselines_model,
                    accuracy=accuracy["sop" if method == "sop" else "other"])
-        for k in METRICS:
+        for k in (*METRICS, *extra):
             if k in GROUND_TRUTH and not ground_truth:
                 continue
             vals = [r[k] for r in records if r["method"] == method and k in r]
@@ -277,8 +325,12 @@ def evaluate(model: SOPModel, backbone: nn.Module | None, split: Split, settings
                 "other": stats.get("backbone_accuracy") if explained is backbone else stats.get("accuracy")}
     rows = summary_rows(records, methods, accuracy, baselines_model="sop" if explained is model else "backbone",
                         ground_truth=decisive is not None)
+    parameters = {}
+    if model.config.task == "regression":
+        from .regression_explain import parameter_names
+        parameters = dict(parameters=parameter_names(model.config))
     return dict(dataset=split.info.name, model=stats, rows=rows, per_input=records, samples=len(indices),
-                iou_samples=positives,
+                iou_samples=positives, **parameters,
                 settings=dict(methods=methods, samples=s.samples, steps=s.steps, baseline=s.baseline,
                               baselines_on=s.baselines_on, seed=s.seed,
                               method_settings={m: {**default_settings(m), **s.method_settings.get(m, {})}

@@ -4,12 +4,13 @@ Definitions (identical for every method; `insertion_deletion` computes both curv
 
 * **Score**: the evaluated model's task scores each output against the *target*
   (`Task.score`).  Classification: softmax probability of the target class, by default
-  the class the model predicts on the untouched input.  Regression: minus the root-mean-
-  square distance, over the parameters and in standardised units, between the prediction
-  and the target, by default the prediction on the untouched input (0 = the full-input
-  prediction, -1 = one training-set standard deviation away); insertion then rises to 0 and
-  deletion falls from 0, and the AUC is <= 0 (higher is still better for insertion, lower
-  for deletion).
+  the class the model predicts on the untouched input.  Regression: the *closeness* to the
+  target, by default the prediction on the untouched input, averaged over the parameters:
+  mean_p (1 - |output_p - target_p|) in standardised units (`sop.regression.closeness`, the one
+  definition the explorer's per-parameter curves use too; `Curve.outputs` keeps the raw
+  outputs, so each parameter's curve is read from the same pass).  1 = the full-input
+  prediction, 0 = one training-set standard deviation away; insertion rises to 1 and
+  deletion falls from 1, as a class probability does.
 * **Insertion**: start from the fully removed image (every pixel = the removal
   baseline) and put pixels of x back, most important first.  **Deletion**: start from
   x and remove pixels, most important first.  Good explanations have high insertion

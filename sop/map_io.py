@@ -13,7 +13,7 @@ The file is untrusted.  The format is told from the content, not the name: ``\\x
 * FITS (astropy): the first HDU holding an image; NAXIS and the axis lengths are checked from
   the header before its data are read; tables are refused;
 * the shape must be the model's map, (H, W), or (1, H, W) / (1, 1, H, W);
-* every value must be finite (no NaN, no inf).
+* every value must be finite (no NaN, no inf), also in float32 (what the model reads).
 
 Every refusal is a `sop.InputError` with a sentence saying what is wrong.
 """
@@ -53,6 +53,11 @@ def _finite(values: np.ndarray, what: str) -> np.ndarray:
     if bad.any():
         raise InputError(f"{what} has {int(bad.sum())} value(s) that are NaN or infinite; a map must be finite "
                          "everywhere (fill masked pixels first)")
+    # the model reads float32: a float64 value beyond its range would become inf there
+    huge = np.abs(out) > np.finfo(np.float32).max
+    if huge.any():
+        raise InputError(f"{what} has {int(huge.sum())} value(s) beyond the float32 range (|value| > 3.4e38); "
+                         "a map of κ is of order 0.01-1")
     return out.astype(np.float32)
 
 

@@ -60,6 +60,20 @@ def standardised_split(split: Split, config) -> Split:
     return Split(TensorDataset(x, standardise(y, config)), split.info)
 
 
+def closeness(outputs: torch.Tensor, target) -> torch.Tensor:
+    """The one definition of a regression curve's value, **per parameter**: (..., P) from outputs
+    (..., P) and a target (P,), both in standardised units,
+
+        c_p = 1 - |output_p - target_p|        (= 1 - |pred_p - target_p| / std_p in physical units)
+
+    with std_p the parameter's training-set standard deviation.  c_p = 1 at the target (the curves'
+    target is the prediction on the whole input) and drops by 1 for every standard deviation the
+    estimate moves (it can go below 0).  The summary over parameters is its mean
+    (`RegressionTask.score`), so a summary AUC is the mean of the per-parameter AUCs."""
+    t = torch.as_tensor(target, dtype=outputs.dtype, device=outputs.device)
+    return 1.0 - (outputs - t).abs()
+
+
 def r2_rmse(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-column R^2 = 1 - SS_res / SS_tot and RMSE of (N, P) predictions."""
     res = ((pred - true) ** 2).sum(0)

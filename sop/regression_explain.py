@@ -11,13 +11,14 @@ What the explorer's regression pages show, computed here (no streamlit):
 **Regression curves.**  The steps are exactly those of `sop.faithfulness.insertion_deletion`
 (pixel-wise or grouped, the same removal baselines: a removed pixel is set to the baseline),
 which computes the model's output at every step.  For parameter p, the curve's value at a
-step is its *closeness to the full-map prediction*
+step is `sop.regression.closeness`, the one definition `sop evaluate` uses too:
 
     c_p(step) = 1 - |pred_p(step) - pred_p(full map)| / std_p
 
 with std_p the parameter's training-set standard deviation (the model's standardised units).
 c_p = 1 where the partial map predicts what the whole map predicts; it drops by 1 for every
-standard deviation of the prior the prediction moves (it can go below 0).  So, as for
+standard deviation of the prior the prediction moves (it can go below 0).  The summary over
+parameters (`sop evaluate`'s AUCs, `RegressionTask.score`) is the mean of c_p.  So, as for
 classification, a faithful explanation makes **insertion rise** fast towards 1 (high AUC) and
 **deletion fall** fast (low AUC).  AUC: trapezoid rule over the fraction of pixels, as in
 `sop.faithfulness`.  The prediction itself at each step (physical units) comes with the curve.
@@ -34,7 +35,7 @@ from torch import nn
 from .errors import InputError
 from .explainers import Explanation, eval_mode
 from .faithfulness import Curve, Removal, auc, insertion_deletion
-from .regression import to_physical
+from .regression import closeness, to_physical
 
 
 def parameter_names(config) -> list[str]:
@@ -133,11 +134,6 @@ class RegressionCurve:
             .input_at(x, step)
 
 
-def closeness(outputs: np.ndarray, full: np.ndarray) -> np.ndarray:
-    """1 - |outputs - full| in standardised units: (S+1, P) from outputs (S+1, P) and full (P,)."""
-    return 1.0 - np.abs(np.asarray(outputs, np.float64) - np.asarray(full, np.float64))
-
-
 def regression_curves(model: nn.Module, x: torch.Tensor, explanation: Explanation, *, mode: str = "pixel",
                       parameters: Sequence[int] | None = None, **kwargs) -> dict[int, dict[str, RegressionCurve]]:
     """{parameter index: {"insertion": RegressionCurve, "deletion": ...}} of `explanation` on x.
@@ -156,7 +152,7 @@ def regression_curves(model: nn.Module, x: torch.Tensor, explanation: Explanatio
     full_phys = to_physical(torch.from_numpy(full), cfg).numpy()
     out: dict[int, dict[str, RegressionCurve]] = {p: {} for p in parameters}
     for kind, c in curves.items():
-        close = closeness(c.outputs, full)
+        close = closeness(torch.from_numpy(c.outputs), torch.from_numpy(full)).numpy()
         phys = to_physical(torch.from_numpy(c.outputs), cfg).numpy()
         for p in parameters:
             out[p][kind] = RegressionCurve(kind=kind, mode=mode, parameter=p, name=names[p],
@@ -173,6 +169,7 @@ def sop_explanation(model: nn.Module, x: torch.Tensor, parameter: int = 0) -> Ex
 
 
 EXPORT_FORMAT = "sop-explorer/regression-explanation@1"
+CURVE_DEFINITION = "1 - |prediction(step) - prediction(full map)| / training std (sop.regression.closeness)"
 
 
 def export_record(e: MapExplanation, pair: dict[str, RegressionCurve], *, mode: str, baseline: str,
@@ -185,7 +182,7 @@ def export_record(e: MapExplanation, pair: dict[str, RegressionCurve], *, mode: 
     return dict(format=EXPORT_FORMAT, **about, parameters=e.names, **e.as_dict(),
                 truth=None if truth is None else {n: float(v) for n, v in zip(e.names, truth)},
                 curves=dict(mode=mode, baseline=baseline, parameter=ins.name,
-                            definition="1 - |prediction(step) - prediction(full map)| / training std",
+                            definition=CURVE_DEFINITION,
                             **{k: dict(fractions=_r(c.fractions), closeness=_r(c.closeness),
                                        predictions=_r(c.predictions), auc=round(float(c.auc), 6))
                                for k, c in pair.items()}))

@@ -243,11 +243,11 @@ class RegressionTask(Task):
         return F.mse_loss(outputs, targets.to(outputs.dtype))
 
     def score(self, outputs: torch.Tensor, target) -> torch.Tensor:
-        """Minus the root-mean-square distance over the P parameters to the target ((P,) or (B, P)),
-        in the outputs' (standardised) units: 0 at the target, -1 one training-set standard
-        deviation away.  The curves' target is the prediction on the whole input."""
-        t = torch.as_tensor(target, dtype=outputs.dtype, device=outputs.device)
-        return -((outputs.float() - t.float()) ** 2).mean(-1).sqrt()
+        """The mean over the P parameters of `sop.regression.closeness` to the target ((P,) or (B, P)):
+        1 - |output_p - target_p| in the outputs' (standardised) units, so 1 at the target and 0 one
+        training-set standard deviation away.  The curves' target is the prediction on the whole input."""
+        from .regression import closeness
+        return closeness(outputs.float(), target).mean(-1)
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         return outputs

@@ -18,6 +18,7 @@ from sop.regression import r2_rmse, to_physical
 from sop.regression_explain import explain_map, regression_curves, sop_explanation
 
 from test_app import MODELS, metric, new_app, run, switch, texts
+from test_compare_cancel import CALLS, LABEL, STOP_AT_FIRST_CALL, TOY, bars, toy  # noqa: F401  (toy: a fixture)
 
 pytest.importorskip("pyccl")
 pytest.importorskip("streamlit.testing.v1")
@@ -201,6 +202,47 @@ def test_compare_shows_baseline_maps_for_a_parameter_beside_sops_groups():
     e = explain_map(model(), lensing_split().dataset[2][0][None])
     assert f"SOP predicts Omega\\_m = {e.prediction[0]:.4f}" in caps
     assert "raises Omega\\_m" in caps
+
+
+def test_compare_runs_expensive_methods_on_request_with_progress_and_cancel(toy):
+    """The image Compare page's machinery (explorer/method_runs.py) on the regression page: a toy
+    expensive method (test_compare_cancel) waits for Run, shows its bar and Cancel, and a Cancel stops it."""
+    at = lensing_app(input="test:4")
+    switch(at, "compare")
+    at.pills(key="regression_methods").set_value([TOY])
+    run(at)
+    assert CALLS == [] and "Not computed yet." in texts(at)
+    assert at.button(key="run_all").label == "Run 1 expensive method"
+    at.button(key=f"run_{TOY}").click()
+    run(at)
+    assert CALLS == [1] and any(f"Running {LABEL} (1/1)… 50%" in t for t in bars(at)), bars(at)
+    at.button(key="cancel_run").click()
+    run(at)
+    assert CALLS == [1] and any(f"Cancelled {LABEL}" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key == "cancel_run"]
+    # a new sample budget while it runs drops the request too
+    STOP_AT_FIRST_CALL["on"] = True      # interrupted again
+    at.button(key="run_all").click()
+    run(at)
+    assert CALLS == [1, 1] and at.button(key="cancel_run")
+    at.select_slider(key="cmp_budget").set_value(250)
+    run(at)
+    assert CALLS == [1, 1] and any(f"Stopped {LABEL}" in i.value for i in at.info)
+    at.button(key=f"run_{TOY}").click()
+    run(at)
+    assert CALLS == [1, 1, 1] and "Not computed yet." not in texts(at)
+    assert "raises Omega\\_m" in texts(at)
+
+
+def test_compare_budget_sets_the_samples_of_a_sampling_method():
+    at = lensing_app(input="test:5")
+    switch(at, "compare")
+    at.pills(key="regression_methods").set_value(["rise"])
+    at.select_slider(key="cmp_budget").set_value(100)
+    run(at)
+    at.button(key="run_all").click()
+    run(at)
+    assert "100 samples · purple: raises Omega\\_m" in texts(at), texts(at)
 
 
 def test_science_page_runs_the_study_and_says_what_it_is_about_for_other_models():

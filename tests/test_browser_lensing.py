@@ -7,37 +7,23 @@ there; no browser console errors.  Screenshots under test-artifacts/browser/.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 import numpy as np
 import pytest
 import torch
 
-import sop
+from explorer.regression_view import OUTLINE_RINGS
 from sop.regression import r2_rmse, to_physical
 from sop.regression_explain import explain_map
 
-from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ConsoleWatch, StreamlitServer, free_port, \
-    require_browser, screenshot, wait_idle
-from test_browser import TIMEOUT_MS, click_at, click_point, metric, query, sidebar
+from browser_support import ARTIFACTS, StreamlitServer, free_port, require_browser, screenshot, wait_idle
+# the image tests' Chromium and page fixtures (they use this module's server) and helpers
+from test_browser import browser, click_at, click_point, metric, page, query, sidebar  # noqa: F401
 
 pytestmark = pytest.mark.browser
 pytest.importorskip("pyccl")
 
-from test_app import MODELS  # noqa: E402
-
-
-@lru_cache(maxsize=None)
-def model():
-    if not (MODELS / "lensing_sop.safetensors").is_file():
-        pytest.skip("no embedded lensing model")
-    return sop.load(MODELS / "lensing_sop.safetensors")
-
-
-@lru_cache(maxsize=None)
-def lensing_split():
-    from sop.data.lensing import load_lensing_split
-    return load_lensing_split("test")
+from test_app_lensing import lensing_split, model  # noqa: E402  (one set of library references)
 
 
 @pytest.fixture(scope="module")
@@ -48,28 +34,11 @@ def server():
     srv.stop()
 
 
-@pytest.fixture(scope="module")
-def browser(server):
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    watch = ConsoleWatch(pg)
-    yield pg, watch
-    context.close()
-
-
 def outlines(pg, key: str) -> int:
-    """How many group outlines (plotly contour traces) the chart `key` draws."""
-    return pg.locator(f"[class*='st-key-{key}'] g.contour").count()
+    """How many groups the chart `key` outlines: each is its colour's contour trace on top of the rings'."""
+    traces = pg.locator(f"[class*='st-key-{key}'] g.contour").count()
+    assert traces % (len(OUTLINE_RINGS) + 1) == 0, traces
+    return traces // (len(OUTLINE_RINGS) + 1)
 
 
 def test_lensing_map_groups_isolate_and_residuals(page, server):
@@ -174,5 +143,26 @@ def test_upload_npy_and_fits_maps_in_the_browser(page, server, tmp_path):
     pg.get_by_text("Explain · lensing · upload: kappa.fits").wait_for()
     wait_idle(pg)
     assert metric(pg, "Omega_m") == f"{e.prediction[0]:.4f}"          # the same map, as FITS
+    errors = watch.take()
+    assert not errors, "browser console errors:\n" + "\n".join(errors)
+
+
+def test_compare_runs_an_expensive_method_on_request(page, server):
+    """Regression Compare in Chromium: the expensive methods wait for Run; a card's Run computes one
+    (RISE, at the Samples budget) and draws its map; no console errors.  (Cancel is checked with
+    AppTest, tests/test_app_lensing.py, as for the image page.)"""
+    pg, watch = page
+    pg.goto(server.url + "/compare?model=lensing&input=test:3")
+    pg.get_by_text("Compare methods · lensing · test map #3").wait_for()
+    wait_idle(pg)
+    run_all = pg.locator(".st-key-run_all button")
+    assert re.search(r"Run \d expensive methods", run_all.inner_text()), run_all.inner_text()
+    assert pg.get_by_text("Not computed yet.").count() >= 1
+    pg.locator(".st-key-run_rise button").click()
+    pg.get_by_text(re.compile(r"1000 samples · purple: raises Omega_m")).wait_for()
+    wait_idle(pg)
+    assert pg.locator(".st-key-compare_map_rise .heatmaplayer, .st-key-compare_map_rise .hm").count() >= 1
+    screenshot(pg, "lensing_compare")
+    assert not pg.locator("[data-testid='stException']").count()
     errors = watch.take()
     assert not errors, "browser console errors:\n" + "\n".join(errors)

@@ -58,6 +58,7 @@ def test_fits_maps_are_read_in_numpy_axis_order():
     (lambda: npy_bytes(np.full(SIZE, None, dtype=object), allow_pickle=True), "object data"),
     (lambda: npy_bytes(np.where(np.eye(66) > 0, np.nan, 0.0)), "66 value.s. that are NaN or infinite"),
     (lambda: npy_bytes(np.where(np.eye(66) > 0, np.inf, 0.0)), "NaN or infinite"),
+    (lambda: npy_bytes(np.where(np.eye(66) > 0, 1e300, 0.0)), "66 value.s. beyond the float32 range"),
     (lambda: npy_bytes(kappa())[:200], "damaged"),
     (lambda: b"\x93NUMPY\x01\x00\x10\x00{'descr': <f8, }" + b" " * 20, "not a readable .npy file"),
     (lambda: b"Omega_m,sigma_8\n0.3,0.8\n", "neither a .npy file"),

@@ -166,8 +166,8 @@ def test_regression_task_scores_closeness_to_the_target():
     task = sop.get_task("regression")
     out = torch.tensor([[0.3, 0.8], [0.1, 0.1]])
     target = torch.tensor([0.3, 0.8])
-    score = task.score(out, target)
-    assert score[0] == 0 and score[1] < 0
+    score = task.score(out, target)   # mean over parameters of 1 - |out - target| (standardised units)
+    assert score[0] == 1 and score[1] == pytest.approx(1 - (0.2 + 0.7) / 2)
     assert task.loss(out, target.expand(2, 2)) == pytest.approx(F.mse_loss(out, target.expand(2, 2)).item())
     assert task.describe(out[0], ["Omega_m", "sigma_8"]) == "Omega_m = 0.3, sigma_8 = 0.8"
 

@@ -97,26 +97,51 @@ def test_regression_curves_score_the_distance_to_the_full_input_prediction(train
     for mode in ("pixel", "grouped"):
         curves = insertion_deletion(model, x, e, mode=mode, steps=4)
         ins, dele = curves["insertion"], curves["deletion"]
-        assert dele.scores[0] == pytest.approx(0, abs=1e-6) and ins.scores[-1] == pytest.approx(0, abs=1e-6)
-        assert np.all(ins.scores <= 1e-6) and ins.auc <= 0 and ins.target == -1
+        assert dele.scores[0] == pytest.approx(1, abs=1e-6) and ins.scores[-1] == pytest.approx(1, abs=1e-6)
+        assert np.all(ins.scores <= 1 + 1e-6) and ins.auc <= 1 and ins.target == -1
+        # the score is the mean over parameters of 1 - |output - full-input output| (standardised)
+        full = dele.outputs[0]
+        assert np.allclose(ins.scores, (1 - np.abs(ins.outputs - full)).mean(1), atol=1e-6)
     twin = sop.load(twin_path)
     curves = insertion_deletion(twin, x, explain(twin, x, "occlusion", target=0), steps=4)  # a parameter index
-    assert curves["deletion"].scores[0] == pytest.approx(0, abs=1e-6)
+    assert curves["deletion"].scores[0] == pytest.approx(1, abs=1e-6)
 
 
-def test_evaluate_reports_r2_rmse_fidelity_and_sop_curves(trained):
+def test_evaluate_reports_r2_rmse_fidelity_and_the_baselines_per_parameter(trained):
+    from sop.commands._evaluate_report import format_parameter_table, format_summary, format_table
+    from sop.data import load_split, registry
     from sop.evaluation import EvalSettings, evaluate_checkpoint
-    from sop.data import registry
-    _, sop_path, _ = trained
+    from sop.explainers import explain
+    from sop.regression_explain import regression_curves
+    _, sop_path, twin_path = trained
     registry.register_dataset("lensing_tiny", label="Tiny lensing", task="regression")(
         lambda split, *, img_size=None, seed=0: L.load_lensing_split(split, seed=seed, settings=TINY,
                                                                      name="lensing_tiny",
                                                                      cache_dir=sop_path.parent / "cache"))
-    report = evaluate_checkpoint(sop_path, settings=EvalSettings(methods=["sop"], samples=2, steps=4))
+    report = evaluate_checkpoint(sop_path, settings=EvalSettings(methods=["sop", "occlusion"], samples=2, steps=4))
     stats = report["model"]
     assert set(stats["r2"]) == {"Omega_m", "sigma_8"} and "backbone_rmse" in stats and "fidelity_r2" in stats
-    assert report["rows"][0]["method"] == "sop" and report["rows"][0]["insertion"] <= 0
+    assert report["parameters"] == ["Omega_m", "sigma_8"]
+    assert [(r["method"], r["model"]) for r in report["rows"]] == [("sop", "sop"), ("occlusion", "backbone")]
     assert isinstance(report["per_input"][0]["label"], list)
+    for rec in report["per_input"]:
+        for key in ("insertion", "deletion", "grouped_insertion", "grouped_deletion"):
+            # the summary figure is the mean over the parameters of the per-parameter AUCs
+            assert rec[key] == pytest.approx((rec[f"{key}_Omega_m"] + rec[f"{key}_sigma_8"]) / 2)
+    # a baseline's AUC for parameter p = its explanation of the twin's estimate of p, scored on p
+    # (the explorer's regression_curves), on the same input
+    first = report["per_input"][0]["index"]
+    x = load_split("lensing_tiny", "test").dataset[first][0].unsqueeze(0)
+    twin = sop.load(twin_path)
+    occ = [r for r in report["per_input"] if r["method"] == "occlusion" and r["index"] == first][0]
+    for p, name in enumerate(["Omega_m", "sigma_8"]):
+        curves = regression_curves(twin, x, explain(twin, x, "occlusion", target=p), steps=4, parameters=[p])[p]
+        assert occ[f"insertion_{name}"] == pytest.approx(curves["insertion"].auc, abs=1e-6)
+        assert occ[f"deletion_{name}"] == pytest.approx(curves["deletion"].auc, abs=1e-6)
+    table, per_parameter = format_table(report), format_parameter_table(report)
+    assert "| occlusion | backbone |" in table and "accuracy" not in table   # no column of dashes
+    assert "| occlusion | backbone | sigma_8 |" in per_parameter and "| sop | sop | Omega_m |" in per_parameter
+    assert "target = p" in format_summary(report)
     json.dumps(report, default=float)
 
 

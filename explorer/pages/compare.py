@@ -7,12 +7,12 @@ import streamlit as st
 from explorer import charts, compute, export, ui
 from explorer.compute import is_cheap, label
 from explorer.inputs import split_of
+from explorer.method_runs import MethodRuns, budget_slider
 from sop import budget as sweeps
 from sop.image_io import tensor_to_image
 from sop.localisation import localisation_scores
 from sop.visualize import overlay_heatmap, upscale
 
-BUDGETS = (100, 250, 500, 1000, 2000)
 LOC_SAMPLES = (10, 20, 40, 100)
 LOC_COLUMNS = {"pointing_game": "pointing ↑", "mass_accuracy": "mass acc. ↑", "rank_accuracy": "rank acc. ↑"}
 LOC_HELP = ("Localisation against the scene's decisive parts (Arras et al. 2022, as the quantus package defines "
@@ -45,25 +45,18 @@ with h3:
 # --------------------------------------------------------------------------- settings
 # Every registered method that can explain the model it would explain here (sop.methods: labels, cost, budget).
 offered = compute.methods_for(lm)
-sampled = compute.sampled_methods()
 valid = [m for m in (st.session_state.get("compare_methods") or []) if m in offered]
 if "compare_methods" not in st.session_state or not valid:
     st.session_state["compare_methods"] = list(offered)
 else:
     st.session_state["compare_methods"] = valid
-if st.session_state.get("cmp_budget") not in BUDGETS:
-    st.session_state["cmp_budget"] = 1000
 
 with st.container(border=True):
     methods = st.pills("Methods", offered, selection_mode="multi", key="compare_methods", persist_state="session",
                        format_func=label)
     s1, s2, s3, s4 = st.columns(4, vertical_alignment="bottom")
     mode, baseline, steps = ui.curve_controls((s1, s2, s3))
-    defaults = sorted({info.defaults[info.budget_setting] for info in sampled})
-    budget = s4.select_slider(f"Samples ({', '.join(info.label for info in sampled)})", BUDGETS, key="cmp_budget",
-                              persist_state="session", disabled=not sampled,
-                              help="Perturbed inputs per explanation. More is slower and less noisy; the library "
-                                   f"default is {', '.join(map(str, defaults)) or 'not set'}.")
+    budget = budget_slider(s4)
 methods = [m for m in offered if m in (methods or [])]
 if not methods:
     st.info("Pick at least one method.")
@@ -82,10 +75,7 @@ def explains_sop(method: str) -> bool:
 
 pending = [m for m in methods if not is_cheap(m) and not compute.is_cached(lm, mi.key, m, settings[m])]
 
-# Expensive methods run on request, as a run request in session state tied to the view it was made for
-# (model, input, methods, settings).  The work reports progress through a bar, a Streamlit call: a new
-# input or setting (a rerun) stops it there, and the next run drops the request, since its view is gone.
-# *Cancel* does the same on purpose.  What was finished stays cached.
+# Expensive methods run on request, with a progress bar and a Cancel button (explorer/method_runs.py).
 
 
 def view_signature(todo: list[str]) -> str:
@@ -93,50 +83,9 @@ def view_signature(todo: list[str]) -> str:
                              baseline, steps)
 
 
-def request_run(todo: list[str]) -> None:
-    st.session_state["cmp_run"] = {"methods": list(todo), "view": view_signature(todo)}
-
-
-def cancel_run() -> None:
-    req = st.session_state.pop("cmp_run", None)
-    if req:
-        st.session_state["cmp_note"] = (f"Cancelled {', '.join(label(m) for m in req['methods'])}. What was "
-                                        "finished stays cached.")
-
-
-def run_methods(todo: list[str], where) -> None:
-    """Compute the explanations of `todo` with one progress bar and a Cancel button."""
-    job = ui.run_progress(where, [label(m) for m in todo], cancel_key="cancel_run", on_cancel=cancel_run,
-                          help="Stop the work in flight (a new input or setting stops it too).")
-    for i, m in enumerate(todo):
-        compute.get_explanation(lm, mi.x, m, settings[m], x_key=mi.key, progress=job(i))
-
-
-run_area = st.container()
-note = st.session_state.pop("cmp_note", None)
-request = st.session_state.get("cmp_run")
-if request is not None:
-    if request.get("view") == view_signature(request["methods"]):
-        try:
-            run_methods(request["methods"], run_area)
-        except Exception:  # a failing method: drop the request (no retry on every rerun), show the error
-            st.session_state.pop("cmp_run", None)
-            raise
-        st.session_state.pop("cmp_run", None)
-        st.rerun()  # everything is cached now: redraw the page with the results
-    st.session_state.pop("cmp_run", None)
-    note = (f"Stopped {', '.join(label(m) for m in request['methods'])}: the input or a setting changed while "
-            "they ran. What was finished stays cached.")
-if note:
-    run_area.info(note, icon=":material/stop_circle:")
-if pending:
-    with run_area:
-        r1, r2 = st.columns([1, 3], vertical_alignment="center")
-        r1.button(f"Run {len(pending)} expensive method{'s' if len(pending) > 1 else ''}", type="primary",
-                  icon=":material/play_arrow:", key="run_all", on_click=request_run, args=(pending,))
-        r2.caption("Waiting: " + ", ".join(label(m) for m in pending) + ". They run hundreds to thousands of "
-                   "forward passes, with a progress bar and a Cancel button; results are cached per model, input "
-                   "and settings.")
+runs = MethodRuns(view=view_signature, run_one=lambda m, progress: compute.get_explanation(
+    lm, mi.x, m, settings[m], x_key=mi.key, progress=progress))
+runs.area(pending)
 
 # --------------------------------------------------------------------------- cards
 results: dict[str, tuple] = {}
@@ -148,9 +97,7 @@ for start in range(0, len(methods), cols_per_row):
             st.markdown(f"{ui.swatch(charts.method_colour(m))}**{ui.plain(label(m))}**", unsafe_allow_html=True)
             exp = compute.get_explanation(lm, mi.x, m, settings[m], x_key=mi.key, compute=is_cheap(m))
             if exp is None:
-                st.caption("Not computed yet.")
-                st.button("Run", key=f"run_{m}", icon=":material/play_arrow:", width="stretch", on_click=request_run,
-                          args=([m],))
+                runs.run_button(m)
                 continue
             curve_args = dict(mode=mode, baseline=baseline, steps=steps, x_key=mi.key, group_sizes=group_sizes)
             curves = compute.get_curves(lm, mi.x, exp, compute=False, **curve_args)

@@ -154,7 +154,7 @@ for n in schedule:
     curves = got
 live.empty()
 S = len(curves["insertion"].scores) - 1
-step = ui.curve_step(S, S // 4)
+step = ui.curve_step(S)
 
 left, right = st.columns([1.35, 1], gap="large")
 with left:

@@ -17,7 +17,9 @@ TABLE_COLUMNS = [("method", "method"), ("model", "model"), ("accuracy", "accurac
 
 def format_table(report: dict) -> str:
     """The report's rows as a Markdown table (what the CLI prints and the docs hold)."""
-    cols = [(k, h) for k, h in TABLE_COLUMNS if k in report["rows"][0]]
+    rows = report["rows"]
+    # regression reports have no accuracy (R2 and RMSE are in the summary): no column of dashes
+    cols = [(k, h) for k, h in TABLE_COLUMNS if k in rows[0] and any(r[k] is not None for r in rows)]
     lines = ["| " + " | ".join(h for _, h in cols) + " |",
              "|" + "|".join("---" if k in ("method", "model") else "---:" for k, _ in cols) + "|"]
     for row in report["rows"]:
@@ -26,7 +28,7 @@ def format_table(report: dict) -> str:
             v = row[k]
             if isinstance(v, str):
                 cells.append(v)
-            elif v is None:                    # regression: no accuracy (R2 and RMSE are in the summary)
+            elif v is None:
                 cells.append("–")
             elif k == "seconds":
                 cells.append(f"{v:.4f}" if v < 0.1 else f"{v:.2f}")
@@ -36,6 +38,28 @@ def format_table(report: dict) -> str:
                 sem = row.get(f"{k}_sem", float("nan"))
                 cells.append(f"{v:.3f}" + (f" ± {sem:.3f}" if math.isfinite(sem) else ""))
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+PARAMETER_COLUMNS = [("insertion", "insertion AUC ↑"), ("deletion", "deletion AUC ↓"),
+                     ("grouped_insertion", "grouped ins. ↑"), ("grouped_deletion", "grouped del. ↓")]
+
+
+def format_parameter_table(report: dict) -> str:
+    """A regression report's AUCs per parameter (one row per method and parameter; the main table
+    holds their means); "" for a classification report."""
+    names = report.get("parameters") or []
+    if not names:
+        return ""
+    lines = ["| method | model | parameter | " + " | ".join(h for _, h in PARAMETER_COLUMNS) + " |",
+             "|---|---|---|" + "|".join("---:" for _ in PARAMETER_COLUMNS) + "|"]
+    for row in report["rows"]:
+        for n in names:
+            cells = []
+            for k, _ in PARAMETER_COLUMNS:
+                v, sem = row[f"{k}_{n}"], row.get(f"{k}_{n}_sem", float("nan"))
+                cells.append(f"{v:.3f}" + (f" ± {sem:.3f}" if math.isfinite(sem) else ""))
+            lines.append(f"| {row['method']} | {row['model']} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -56,8 +80,10 @@ def format_summary(report: dict) -> str:
                  + (f" ({report['iou_samples']} with a ground-truth mask, for localisation and IoU)"
                     if "iou" in report["rows"][0] else "")
                  + f", {s['steps']} steps, removal baseline {s['baseline']!r}, "
-                 + ("no post-hoc baselines (they explain class probabilities)" if "accuracy" not in m else
-                    "baselines explain the " + ("backbone twin" if s["baselines_on"] == "backbone" else "SOP model")))
+                 + ("SOP only" if all(r["method"] == "sop" for r in report["rows"]) else
+                    "baselines explain the " + ("backbone twin" if s["baselines_on"] == "backbone" else "SOP model")
+                 + ("'s estimate of each parameter in turn (target = p), scored on that parameter; their "
+                    "seconds are for all the parameters' explanations" if "accuracy" not in m else "")))
     return "; ".join(parts) + "."
 
 
@@ -69,7 +95,8 @@ def regression_summary(dataset: str, m: dict) -> list[str]:
     if "backbone_r2" in m:
         parts.append(f"twin R2 {per('backbone_r2', '.3f')}; RMSE {per('backbone_rmse', '.4f')}; "
                      f"fidelity (R2 of SOP vs twin) {per('fidelity_r2', '.3f')}")
-    parts.append("curves: score = minus the RMS distance to the full-input prediction, standardised units")
+    parts.append("curves: score = closeness to the full-input prediction, 1 - |Δ| / training std, "
+                 "mean over the parameters (each parameter's in the second table)")
     return parts
 
 

@@ -129,7 +129,7 @@ def run(args) -> int:
     from ..errors import InputError
     from ..evaluation import EvalSettings, evaluate_checkpoint
     from ..zoo import embedded_models
-    from ._evaluate_report import format_summary, format_table
+    from ._evaluate_report import format_parameter_table, format_summary, format_table
     models = args.model or [m.sop_path for m in embedded_models()]
     if not models:
         raise InputError("no --model given and no embedded models found under assets/models")
@@ -156,27 +156,15 @@ def run(args) -> int:
             bar.set_postfix(method=method)
             bar.update(1)
 
-        report = evaluate_checkpoint(path, args.backbone, settings_for(path, settings), progress=tick)
+        report = evaluate_checkpoint(path, args.backbone, settings, progress=tick)
         bar.close()
         report["command"] = command
         csv_path, json_path = write_outputs(report, args.out, name)
-        print(f"\n## {name}\n\n{format_summary(report)}\n\n{format_table(report)}\n\n(wrote {csv_path}, {json_path})",
-              flush=True)
+        per_parameter = format_parameter_table(report)
+        per_parameter = f"\n\nPer parameter:\n\n{per_parameter}" if per_parameter else ""
+        print(f"\n## {name}\n\n{format_summary(report)}\n\n{format_table(report)}{per_parameter}\n\n"
+              f"(wrote {csv_path}, {json_path})", flush=True)
     return 0
-
-
-def settings_for(path, settings):
-    """The settings for one checkpoint: a regression model is explained by SOP alone for now (the
-    post-hoc baselines explain one class's probability; issue 13 leaves them for later)."""
-    import dataclasses
-    import logging
-
-    from ..checkpoint import read_config
-    if read_config(path).task == "classification" or list(settings.methods) == ["sop"]:
-        return settings
-    logging.getLogger(__name__).warning("%s is a regression model: evaluating SOP's own groups only "
-                                        "(the baselines explain class probabilities)", Path(path).name)
-    return dataclasses.replace(settings, methods=["sop"])
 
 
 def write_sweep(report: dict, out: Path, name: str) -> list[Path]:

@@ -1,0 +1,95 @@
+"""Expensive explanations on request, with a sample budget, a progress bar and a Cancel button.
+
+What the Compare pages (images: explorer/pages/compare.py; regression: explorer/regression_pages.py)
+share.  Expensive methods (LIME, KernelSHAP, RISE, ...) run on request, as a run request in session
+state tied to the view it was made for (model, input, methods, settings).  The work reports progress
+through a bar, a Streamlit call: a new input or setting (a rerun) stops it there, and the next run drops
+the request, since its view is gone.  *Cancel* does the same on purpose.  What was finished stays cached
+(by the page's own cache).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import streamlit as st
+
+from explorer.compute import label, sampled_methods
+from explorer.ui import run_progress
+
+BUDGETS = (100, 250, 500, 1000, 2000)
+DEFAULT_BUDGET = 1000
+Progress = Callable[[float], None]
+
+
+def budget_slider(where, key: str = "cmp_budget") -> int:
+    """The sampling methods' budget (perturbed inputs per explanation), one of BUDGETS."""
+    sampled = sampled_methods()
+    if st.session_state.get(key) not in BUDGETS:
+        st.session_state[key] = DEFAULT_BUDGET
+    defaults = sorted({info.defaults[info.budget_setting] for info in sampled})
+    return where.select_slider(f"Samples ({', '.join(info.label for info in sampled)})", BUDGETS, key=key,
+                               persist_state="session", disabled=not sampled,
+                               help="Perturbed inputs per explanation. More is slower and less noisy; the library "
+                                    f"default is {', '.join(map(str, defaults)) or 'not set'}.")
+
+
+@dataclass
+class MethodRuns:
+    """One page's run requests.  `view(todo)`: the signature of the view a request for `todo` belongs to
+    (`compute.signature` of everything that changes the work); `run_one(method, progress)`: compute one
+    method's explanation into the page's cache, calling `progress(fraction)` as it goes."""
+    view: Callable[[Sequence[str]], str]
+    run_one: Callable[[str, Progress], None]
+    key: str = "cmp_run"
+
+    def request(self, todo: Sequence[str]) -> None:
+        st.session_state[self.key] = {"methods": list(todo), "view": self.view(todo)}
+
+    def cancel(self) -> None:
+        req = st.session_state.pop(self.key, None)
+        if req:
+            st.session_state[f"{self.key}_note"] = (f"Cancelled {', '.join(label(m) for m in req['methods'])}. "
+                                                    "What was finished stays cached.")
+
+    def _run(self, todo: Sequence[str], where) -> None:
+        """Compute `todo` with one progress bar and a Cancel button (`ui.run_progress`, as the text Compare)."""
+        job = run_progress(where, [label(m) for m in todo], cancel_key="cancel_run", on_cancel=self.cancel,
+                           help="Stop the work in flight (a new input or setting stops it too).")
+        for i, m in enumerate(todo):
+            self.run_one(m, job(i))
+
+    def area(self, pending: Sequence[str]) -> None:
+        """Where the runs happen: run the pending request (rerunning the page when done), or drop it if
+        its view is gone; the Cancelled / Stopped note; a *Run N expensive methods* button for `pending`."""
+        run_area = st.container()
+        note = st.session_state.pop(f"{self.key}_note", None)
+        request = st.session_state.get(self.key)
+        if request is not None:
+            if request.get("view") == self.view(request["methods"]):
+                try:
+                    self._run(request["methods"], run_area)
+                except Exception:  # a failing method: drop the request (no retry on every rerun), show the error
+                    st.session_state.pop(self.key, None)
+                    raise
+                st.session_state.pop(self.key, None)
+                st.rerun()  # everything is cached now: redraw the page with the results
+            st.session_state.pop(self.key, None)
+            note = (f"Stopped {', '.join(label(m) for m in request['methods'])}: the input or a setting changed "
+                    "while they ran. What was finished stays cached.")
+        if note:
+            run_area.info(note, icon=":material/stop_circle:")
+        if pending:
+            with run_area:
+                r1, r2 = st.columns([1, 3], vertical_alignment="center")
+                r1.button(f"Run {len(pending)} expensive method{'s' if len(pending) > 1 else ''}", type="primary",
+                          icon=":material/play_arrow:", key="run_all", on_click=self.request, args=(list(pending),))
+                r2.caption("Waiting: " + ", ".join(label(m) for m in pending) + ". They run hundreds to thousands "
+                           "of forward passes, with a progress bar and a Cancel button; results are cached per "
+                           "model, input and settings.")
+
+    def run_button(self, method: str) -> None:
+        """A card's *Run* button for one method not computed yet."""
+        st.caption("Not computed yet.")
+        st.button("Run", key=f"run_{method}", icon=":material/play_arrow:", width="stretch", on_click=self.request,
+                  args=([method],))

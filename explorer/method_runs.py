@@ -1,7 +1,7 @@
 """Expensive explanations on request, with a sample budget, a progress bar and a Cancel button.
 
 What the Compare pages (images: explorer/pages/compare.py; regression: explorer/regression_pages.py)
-share.  Expensive methods (LIME, KernelSHAP, RISE, ...) run on request, as a run request in session
+share.  Expensive methods (the sampling ones: `compute.sampled_methods()`) run on request, as a run request in session
 state tied to the view it was made for (model, input, methods, settings).  The work reports progress
 through a bar, a Streamlit call: a new input or setting (a rerun) stops it there, and the next run drops
 the request, since its view is gone.  *Cancel* does the same on purpose.  What was finished stays cached

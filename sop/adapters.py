@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 
 
 @dataclass(frozen=True)
@@ -269,16 +269,31 @@ class PixelMaskAdapter(BackboneAdapter):
     Groups live on a `grid` of patches over the image.  GroupGen's tokens come from the
     backbone's own feature map when it is a timm model with a spatial `forward_features`,
     otherwise from a small trainable patch encoder, so any `nn.Module` works.
+
+    `pool`: "full" (default) runs the backbone's own head, whose global average pool spans the
+    whole feature map, masked area included; "kept" (timm CNNs only) averages each group's
+    feature map over the positions its mask keeps (the pixel mask area-downsampled to the
+    feature map, as weights), so a small group's features are not diluted by the filled area.
+    The full-map path (`forward_full`, the twin) is the same under both.
     """
 
+    POOLS = ("full", "kept")
+
     def __init__(self, backbone: nn.Module, img_size: tuple[int, int] = (32, 32), in_chans: int = 3,
-                 grid: tuple[int, int] = (8, 8), fill: float = 0.0, token_dim: int = 64, context: int = 0):
+                 grid: tuple[int, int] = (8, 8), fill: float = 0.0, token_dim: int = 64, context: int = 0,
+                 pool: str = "full"):
         super().__init__()
         self.backbone = backbone
         self.grid = tuple(grid)
         self.fill = fill
         self.img_size = tuple(img_size)
         self.timm_like = all(hasattr(backbone, a) for a in ("forward_features", "forward_head"))
+        if pool not in self.POOLS:
+            raise InputError(f"unknown pool {pool!r} for the pixel adapter; known: {', '.join(self.POOLS)}")
+        if pool == "kept" and not self.timm_like:
+            raise InputError("pool='kept' needs a timm CNN (forward_features + forward_head); "
+                             f"{type(backbone).__name__} has no spatial feature map to pool")
+        self.pool = pool
         with torch.no_grad():
             probe = torch.zeros(1, in_chans, *self.img_size)
             was_training = backbone.training
@@ -325,12 +340,26 @@ class PixelMaskAdapter(BackboneAdapter):
             xm = xm + self.fill * (1 - m)
         xm = xm.reshape(b * g, *x.shape[1:])
         if self.timm_like:
-            emb = self.backbone.forward_head(self.backbone.forward_features(xm), pre_logits=True)
+            feats = self.backbone.forward_features(xm)
+            if self.pool == "kept":
+                feats = self.kept_pool(feats, m.reshape(b * g, 1, *x.shape[-2:]))
+            emb = self.backbone.forward_head(feats, pre_logits=True)
             logits = self.backbone.get_classifier()(emb)
         else:
             logits = self.backbone(xm)
             emb = logits
         return emb.reshape(b, g, -1), logits.reshape(b, g, -1)
+
+    @staticmethod
+    def kept_pool(feats: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
+        """(R, C, h, w) features, (R, 1, H, W) pixel masks -> (R, C, 1, 1): the mean over the
+        positions the mask keeps, weighted by the share of each position's pixels kept.  As a
+        1x1 map it goes through the backbone's own head, whose global pool then passes it on
+        unchanged (avg, max or avgmax of one value), so the head's norm and classifier still apply."""
+        if feats.ndim != 4:
+            raise InputError(f"pool='kept' needs a spatial (R, C, h, w) feature map, got shape {tuple(feats.shape)}")
+        w = F.adaptive_avg_pool2d(pixel_mask.to(feats.dtype), feats.shape[-2:])   # (R, 1, h, w) in [0, 1]
+        return (feats * w).sum((-2, -1), keepdim=True) / w.sum((-2, -1), keepdim=True).clamp(min=1e-6)
 
 
 @register_adapter("text", label="Text token dropping (BERT)", modality="text",

@@ -20,6 +20,9 @@ def register(sub) -> None:
     p.add_argument("--max-group-frac", type=float, help="largest share of patches one group may cover")
     p.add_argument("--patch-size", type=int,
                    help="patch side in pixels: the ViT's patch_size, or the pixel adapter's grid = image / patch")
+    p.add_argument("--pool", choices=("full", "kept"),
+                   help="pixel adapter on a timm CNN: a group's features pooled over the whole map (full) "
+                        "or only over the positions its mask keeps (kept)")
     p.add_argument("--group-gen", choices=("learned", "patch"),
                    help="GroupGen design: learned sparsemax queries (ours) or patch-token queries + top-k (authors')")
     p.add_argument("--group-blur", type=float, help="Gaussian sigma, in patches, over GroupGen's attention")
@@ -73,6 +76,8 @@ def run(args) -> int:
         preset.pop("sop_lr", None)   # --lr sets both stages' learning rate
     if args.patch_size is not None:
         apply_patch_size(preset, args.patch_size)
+    if args.pool is not None:   # an adapter setting: recorded in the config's adapter_kwargs
+        preset["adapter_kwargs"] = dict(preset.get("adapter_kwargs", {}), pool=args.pool)
     if not args.no_pin:
         set_deterministic()
         if args.threads not in (None, 1):

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 import torch
-from PIL import Image
 from torch.utils.data import TensorDataset
 
 import sop
@@ -163,8 +162,7 @@ def input_picker(lm: LoadedModel) -> ModelInput | None:
         current = _upload_picker(lm)
     else:
         current = _draw_picker(lm)
-    fits = lambda mi: mi is not None and tuple(mi.x.shape[1:]) == (lm.config.in_chans, *lm.config.img_size)  # noqa: E731
-    return last_good(current, fits, "last_input", "input", lambda: sample_input(lm, "test", 0))
+    return last_good(current, fits_model(lm), "last_input", "input", lambda: sample_input(lm, "test", 0))
 
 
 def last_good(current, fits, state_key: str, noun: str, fallback):
@@ -199,18 +197,31 @@ def pick_sample(lm: LoadedModel, otherwise: str, split_help: str) -> tuple[str, 
     if data is None:
         st.info(why)
         return None
-    n = len(data.dataset)
-    idx = st.session_state.get("sample_index", 0)
+    return split, index_picker("Sample", len(data.dataset), "sample_index", _random_sample)
+
+
+def index_picker(noun: str, n: int, key: str, on_random, random_help: str | None = None) -> int:
+    """An index 0..n-1 (kept in range in `st.session_state[key]`) with a *Random* button beside it
+    (`on_random(n)` sets the new index); the sample and test-map pickers share it."""
+    idx = st.session_state.get(key, 0)
     if not isinstance(idx, int) or not 0 <= idx < n:
-        st.session_state["sample_index"] = 0
+        st.session_state[key] = 0
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     with c1:
-        index = st.number_input(f"Sample (0-{n - 1})", 0, n - 1, step=1, key="sample_index",
-                                persist_state="session")
+        index = st.number_input(f"{noun} (0-{n - 1})", 0, n - 1, step=1, key=key, persist_state="session")
     with c2:
-        st.button("Random", icon=":material/casino:", on_click=_random_sample, args=(n,), key="sample_random",
-                  width="stretch")
-    return split, int(index)
+        st.button("Random", icon=":material/casino:", on_click=on_random, args=(n,), key=key.removesuffix("_index") + "_random",
+                  width="stretch", help=random_help)
+    return int(index)
+
+
+def fits_model(lm: LoadedModel):
+    """Whether an input (anything with a tensor `x`) has the model's channels and size: the image and
+    map pickers keep the last input that does."""
+    def fits(mi) -> bool:
+        return getattr(mi, "x", None) is not None and tuple(mi.x.shape[1:]) == (lm.config.in_chans,
+                                                                                 *lm.config.img_size)
+    return fits
 
 
 def _upload_picker(lm: LoadedModel) -> ModelInput | None:

@@ -18,7 +18,7 @@ from sop.map_io import MAX_MAP_BYTES, map_input, map_of_input, read_map
 
 from . import urlstate
 from .compute import tensor_key
-from .inputs import last_good, split_of
+from .inputs import fits_model, index_picker, last_good, split_of
 from .models import LoadedModel
 from .ui import plain
 
@@ -94,10 +94,7 @@ def input_picker(lm: LoadedModel) -> MapInput | None:
                                   help="A test map of the model's dataset, or your own map "
                                        "(.npy or FITS).") or SOURCES[0]
     current = _test_picker(lm) if source == SOURCES[0] else _upload_picker(lm)
-    def fits(mi) -> bool:
-        return getattr(mi, "x", None) is not None and tuple(mi.x.shape[1:]) == (lm.config.in_chans,
-                                                                                 *lm.config.img_size)
-    return last_good(current, fits, "last_map", "map", lambda: test_map(lm, 0))
+    return last_good(current, fits_model(lm), "last_map", "map", lambda: test_map(lm, 0))
 
 
 def _test_picker(lm: LoadedModel) -> MapInput | None:
@@ -105,17 +102,9 @@ def _test_picker(lm: LoadedModel) -> MapInput | None:
     if data is None:
         st.info(f"No test maps: {why}. Upload a map instead.")
         return None
-    n = len(data.dataset)
-    idx = st.session_state.get("map_index", 0)
-    if not isinstance(idx, int) or not 0 <= idx < n:
-        st.session_state["map_index"] = 0
-    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-    with c1:
-        index = st.number_input(f"Test map (0-{n - 1})", 0, n - 1, step=1, key="map_index", persist_state="session")
-    with c2:
-        st.button("Random", icon=":material/casino:", on_click=_random_map, args=(n,), key="map_random",
-                  width="stretch", help="The next map of a seeded random sequence.")
-    return test_map(lm, int(index))
+    index = index_picker("Test map", len(data.dataset), "map_index", _random_map,
+                         random_help="The next map of a seeded random sequence.")
+    return test_map(lm, index)
 
 
 def _upload_picker(lm: LoadedModel) -> MapInput | None:

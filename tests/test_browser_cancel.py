@@ -1,0 +1,83 @@
+"""Cancel on the Compare pages in a real browser (Playwright + Debian's Chromium, as tests/test_browser.py):
+run LIME with the largest sample budget on the image Compare (digits) and on the regression Compare
+(lensing), click the Cancel button on screen while it runs: the run stops (no progress bar, the app idle
+again well before LIME could have finished), the Cancelled note shows, LIME waits on request again, and
+the browser console stays clean.
+
+    pytest -m browser tests/test_browser_cancel.py
+"""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from browser_support import ARTIFACTS, StreamlitServer, free_port, require_browser, screenshot, wait_idle
+# the image tests' Chromium and page fixtures (they use this module's server) and helpers
+from test_browser import assert_clean, browser, page  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+COMPARE_PAGES = [  # (model, the page's URL query, the text that says the page is drawn, LIME's card)
+    pytest.param("/compare?model=digits&input=test:1", "Insertion AUC", "card_lime", id="image"),
+    pytest.param("/compare?model=lensing&input=test:9", "LIME", "regression_card_lime", id="regression"),
+]
+
+
+@pytest.fixture(scope="module")
+def server():
+    require_browser()
+    srv = StreamlitServer(free_port(), ARTIFACTS / "server_cancel.log").start()
+    yield srv
+    srv.stop()
+
+
+def progress_share(pg) -> int | None:
+    """LIME's progress on the bar in per cent, or None when no bar is on screen."""
+    bars = pg.locator("[data-testid='stProgress']")
+    if not bars.count():
+        return None
+    m = re.search(r"(\d+)%", bars.first.inner_text())
+    return int(m.group(1)) if m else 0
+
+
+@pytest.mark.parametrize("path, drawn, card", COMPARE_PAGES)
+def test_cancel_stops_an_expensive_run(page, server, path, drawn, card):
+    if "lensing" in path:
+        pytest.importorskip("pyccl")
+    pg, watch = page
+    pg.goto(server.url + path)
+    pg.get_by_text(drawn, exact=False).first.wait_for()
+    wait_idle(pg)
+    # the largest budget: LIME then runs long enough to be cancelled mid-way
+    samples = pg.locator("[data-testid='stSlider']").filter(has_text="Samples")
+    thumb = samples.locator("input[type='range']")
+    thumb.focus()
+    thumb.press("End")
+    wait_idle(pg)
+    assert samples.get_by_test_id("stSliderThumbValue").inner_text().strip() == "2000"
+    pg.locator(f".st-key-{card}").get_by_role("button", name=re.compile("Run")).click()
+    # LIME at 2000 samples runs about a second here: click Cancel once the bar shows it part-way (1-79 %)
+    pg.get_by_text(re.compile(r"Running LIME .*… ([1-7]\d|[1-9])%")).wait_for(timeout=60_000)
+    started = progress_share(pg)
+    cancel = pg.get_by_role("button", name=re.compile("Cancel"))
+    visible = [cancel.nth(i) for i in range(cancel.count()) if cancel.nth(i).is_visible()]
+    in_page = cancel.count()
+    assert len(visible) == 1, f"{cancel.count()} Cancel buttons, {len(visible)} visible"
+    t0 = time.perf_counter()
+    visible[0].click()
+    pg.get_by_text(re.compile("Cancelled LIME")).wait_for(timeout=30_000)
+    wait_idle(pg, timeout=30)
+    stopped_after = time.perf_counter() - t0
+    # stopped: no bar, the app stays idle, LIME waits on request again
+    assert progress_share(pg) is None
+    pg.wait_for_timeout(2000)
+    assert progress_share(pg) is None and pg.locator("[data-testid='stStatusWidget']").count() == 0
+    assert pg.locator(f".st-key-{card}").get_by_text("Not computed yet.").count() == 1
+    assert pg.get_by_text(re.compile("Cancelled LIME")).count() == 1
+    assert not pg.locator("[data-testid='stException']").count()
+    screenshot(pg, f"cancel_{card}_cancelled")
+    print(f"{card}: cancelled at {started}% ({in_page} Cancel button(s) in the page, 1 visible), "
+          f"idle {stopped_after:.1f}s after the click")
+    assert_clean(watch)

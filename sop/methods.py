@@ -28,8 +28,8 @@ Every method function has ONE signature, `MethodFn`::
 * ``settings``: this call's settings, a fresh ``dict`` = the registered ``defaults``
   updated with the caller's overrides (``grid`` excluded);
 * ``progress``: ``Callable[[float], None]`` or ``None``; a method that loops (samples,
-  steps, windows) calls it with the fraction done so far, below 1 (`explain` makes the
-  final call with 1.0);
+  steps, windows) calls it with the fraction done so far, below 1, best before each
+  forward pass as well as after (`explain` makes the first call, 0.0, and the last, 1.0);
 * ``grid``: ``(gh, gw)``, the patch grid of the model (or the caller's ``grid=``).
 
 It returns the (H, W) attribution map (higher = more important for ``target``) or a

@@ -69,6 +69,37 @@ def test_every_method_gives_a_finite_map_on_sop_and_plain_models(tiny_vit_sop, m
     assert model.training is False
 
 
+def test_progress_is_reported_before_each_batch_and_before_the_surrogate_fit(tiny_vit_sop, monkeypatch):
+    """The app's Cancel is seen at a progress call: one must come before the first forward pass,
+    before every batch of perturbed inputs and before LIME's surrogate fit (its last step)."""
+    from captum._utils.models.linear_model import SkLearnRidge
+    events: list[tuple[str, float]] = []
+    fit = SkLearnRidge.fit
+
+    def recorded_fit(self, *args, **kwargs):
+        events.append(("fit", 0))
+        return fit(self, *args, **kwargs)
+    monkeypatch.setattr(SkLearnRidge, "fit", recorded_fit)
+    hook = tiny_vit_sop.register_forward_pre_hook(lambda _m, inputs: events.append(("forward", inputs[0].shape[0])))
+    try:
+        explain(tiny_vit_sop, torch.randn(1, 3, 32, 32), "lime", n_samples=60, batch_size=20,
+                progress=lambda f: events.append(("progress", f)))
+    finally:
+        hook.remove()
+    kinds = [kind for kind, _ in events]
+    shares = [f for kind, f in events if kind == "progress"]
+    assert kinds[0] == "progress" and shares[0] == 0.0       # before any forward pass (even the target's)
+    assert shares[-1] == 1.0 and kinds[-1] == "progress"      # 1.0 once, at the end
+    assert all(0.0 <= f < 1.0 for f in shares[:-1])
+    assert all(a <= b for a, b in zip(shares, shares[1:]))   # monotone
+    batches = [i for i, (kind, n) in enumerate(events) if kind == "forward" and n == 20]
+    assert len(batches) == 3
+    assert all(kinds[i - 1] == "progress" for i in batches)   # a progress call right before each batch
+    assert all(kinds[i + 1] == "progress" for i in batches)   # and right after it
+    [fit_at] = [i for i, kind in enumerate(kinds) if kind == "fit"]
+    assert fit_at > batches[-1] and kinds[fit_at - 1] == "progress"
+
+
 def test_sop_map_is_the_score_weighted_sum_of_its_groups(tiny_vit_sop):
     x = torch.randn(1, 3, 32, 32)
     exp = explain(tiny_vit_sop, x, "sop")

@@ -143,7 +143,7 @@ def test_toy_method_explains_like_any_other(toy_method):
     seen: list[float] = []
     exp = explain(backbone, x, toy_method, progress=seen.append)
     assert exp.method == toy_method and exp.attribution.shape == x.shape[-2:]
-    assert exp.settings == {"seed": 0, "grid": [8, 8]} and seen == [0.5, 1.0]
+    assert exp.settings == {"seed": 0, "grid": [8, 8]} and seen == [0.0, 0.5, 1.0]  # explain adds 0.0 and 1.0
     assert not torch.equal(exp.attribution, explain(backbone, x, toy_method, seed=1).attribution)
     assert default_settings(toy_method) == {"seed": 0}
 

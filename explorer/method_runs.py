@@ -49,15 +49,17 @@ class MethodRuns:
     def cancel(self) -> None:
         req = st.session_state.pop(self.key, None)
         if req:
-            st.session_state[f"{self.key}_note"] = (f"Cancelled {', '.join(label(m) for m in req['methods'])}. "
-                                                    "What was finished stays cached.")
+            st.session_state[f"{self.key}_note"] = _stopped_note("Cancelled", req)
 
-    def _run(self, todo: Sequence[str], where) -> None:
-        """Compute `todo` with one progress bar and a Cancel button (`ui.run_progress`, as the text Compare)."""
+    def _run(self, request: dict, where) -> None:
+        """Compute the request's methods with one progress bar and a Cancel button (`ui.run_progress`, as the
+        text Compare), marking each one done in the request as it finishes (for the Cancelled note)."""
+        todo = request["methods"]
         job = run_progress(where, [label(m) for m in todo], cancel_key="cancel_run", on_cancel=self.cancel,
                            help="Stop the work in flight (a new input or setting stops it too).")
         for i, m in enumerate(todo):
             self.run_one(m, job(i))
+            request.setdefault("done", []).append(m)
 
     def area(self, pending: Sequence[str]) -> None:
         """Where the runs happen: run the pending request (rerunning the page when done), or drop it if
@@ -68,15 +70,14 @@ class MethodRuns:
         if request is not None:
             if request.get("view") == self.view(request["methods"]):
                 try:
-                    self._run(request["methods"], run_area)
+                    self._run(request, run_area)
                 except Exception:  # a failing method: drop the request (no retry on every rerun), show the error
                     st.session_state.pop(self.key, None)
                     raise
                 st.session_state.pop(self.key, None)
                 st.rerun()  # everything is cached now: redraw the page with the results
             st.session_state.pop(self.key, None)
-            note = (f"Stopped {', '.join(label(m) for m in request['methods'])}: the input or a setting changed "
-                    "while they ran. What was finished stays cached.")
+            note = _stopped_note("Stopped", request, why=": the input or a setting changed while they ran")
         if note:
             run_area.info(note, icon=":material/stop_circle:")
         if pending:
@@ -93,3 +94,17 @@ class MethodRuns:
         st.caption("Not computed yet.")
         st.button("Run", key=f"run_{method}", icon=":material/play_arrow:", width="stretch", on_click=self.request,
                   args=([method],))
+
+
+def _stopped_note(verb: str, request: dict, why: str = "") -> str:
+    """What a Cancel (`verb` "Cancelled") or a change of view ("Stopped") stopped.  A method can finish
+    before the stop is seen (the work stops only at its next progress call), so the note names the methods
+    that did not finish and, apart, those that did (their results are on the page, cached)."""
+    done = [m for m in request["methods"] if m in request.get("done", ())]
+    left = [m for m in request["methods"] if m not in done]
+    finished = ", ".join(label(m) for m in done)
+    if not left:
+        return f"{finished} had finished before it could be {verb.lower()}: the results stay cached."
+    kept = f" {finished} had finished and stay{'s' if len(done) == 1 else ''} cached." if done else \
+        " What was finished stays cached."
+    return f"{verb} {', '.join(label(m) for m in left)}{why}.{kept}"

@@ -89,3 +89,41 @@ def test_a_new_setting_while_running_drops_the_work(toy):
     assert any(f"Stopped {LABEL}" in i.value and "changed" in i.value for i in at.info)
     assert at.button(key="run_all").label.startswith("Run 1 expensive")
     assert "Not computed yet." in texts(at)
+
+
+@pytest.fixture
+def toy_done():
+    """A toy expensive method that always finishes (progress at 50 %, then its map)."""
+    @register_method(TOY_DONE, label=DONE_LABEL, defaults=dict(seed=0))
+    def toy_finishes(model, x, target, settings, progress, grid):
+        if progress is not None:
+            progress(0.5)
+        return torch.linspace(1, 0, x.shape[-2] * x.shape[-1]).view(x.shape[-2:])
+
+    yield TOY_DONE
+    unregister_method(TOY_DONE)
+
+
+TOY_DONE = "toy_finishes"
+DONE_LABEL = "Toy finishes"
+
+
+def test_cancel_names_what_it_stopped_apart_from_what_had_finished(toy_done, toy):
+    at = compare_page(input="test:3")  # an input no other test computes
+    at.pills(key="compare_methods").set_value(["sop", TOY_DONE, TOY])
+    run(at)
+    at.button(key="run_all").click()
+    run(at)
+    # the first method finished (cached), the second was interrupted in flight: one bar, one Cancel button
+    assert CALLS == [1] and len(at.get("progress")) == 1
+    assert [b.key for b in at.button].count("cancel_run") == 1
+    at.button(key="cancel_run").click()
+    run(at)
+    notes = [i.value for i in at.info]
+    assert any(n.startswith(f"Cancelled {LABEL}.") and f"{DONE_LABEL} had finished and stays cached" in n
+               for n in notes), notes
+    assert not any(f"Cancelled {DONE_LABEL}" in n for n in notes)
+    methods = set(at.dataframe[0].value["method"])
+    assert DONE_LABEL in methods and LABEL not in methods      # the finished one is on the page, the other waits
+    assert at.button(key=f"run_{TOY}").label == "Run"
+    assert not [b for b in at.button if b.key == "cancel_run"]

@@ -44,10 +44,13 @@ class MethodRuns:
     key: str = "cmp_run"
 
     def request(self, todo: Sequence[str]) -> None:
+        st.session_state.pop(f"{self.key}_finished", None)
         st.session_state[self.key] = {"methods": list(todo), "view": self.view(todo)}
 
     def cancel(self) -> None:
-        req = st.session_state.pop(self.key, None)
+        # A Cancel clicked in the work's last stretch (after its last progress call) arrives once the
+        # request has finished: say so rather than nothing.
+        req = st.session_state.pop(self.key, None) or st.session_state.pop(f"{self.key}_finished", None)
         if req:
             st.session_state[f"{self.key}_note"] = _stopped_note("Cancelled", req)
 
@@ -74,7 +77,7 @@ class MethodRuns:
                 except Exception:  # a failing method: drop the request (no retry on every rerun), show the error
                     st.session_state.pop(self.key, None)
                     raise
-                st.session_state.pop(self.key, None)
+                st.session_state[f"{self.key}_finished"] = st.session_state.pop(self.key, None)
                 st.rerun()  # everything is cached now: redraw the page with the results
             st.session_state.pop(self.key, None)
             note = _stopped_note("Stopped", request, why=": the input or a setting changed while they ran")

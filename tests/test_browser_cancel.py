@@ -2,7 +2,8 @@
 run LIME with the largest sample budget on the image Compare (digits) and on the regression Compare
 (lensing), click the Cancel button on screen while it runs: the run stops (no progress bar, the app idle
 again well before LIME could have finished), the Cancelled note shows, LIME waits on request again, and
-the browser console stays clean.
+the browser console stays clean.  Then a Cancel in LIME's last stretch (80-99 %): stopped, or finished
+first, the note says which and the card agrees.
 
     pytest -m browser tests/test_browser_cancel.py
 """
@@ -93,6 +94,30 @@ def test_cancel_stops_an_expensive_run(page, server, path, drawn, card):
     assert not [b for b in (cancel.nth(i) for i in range(cancel.count())) if b.is_visible()]
     assert not pg.locator("[data-testid='stException']").count()
     screenshot(pg, f"cancel_{card}_cancelled")
+    late = cancel_late(pg, card)
     print(f"{card}: page ready in {loaded:.1f}s, cancelled at {started}% ({in_page} Cancel button(s) in the page, "
-          f"1 visible), idle {stopped_after:.1f}s after the click, {time.perf_counter() - t0:.1f}s in all")
+          f"1 visible), idle {stopped_after:.1f}s after the click; {late}; {time.perf_counter() - t0:.1f}s in all")
     assert_clean(watch)
+
+
+def cancel_late(pg, card: str) -> str:
+    """Run LIME again and click Cancel in its last stretch (80-99 %).  The work stops at its next progress
+    call (before the next batch, or before the surrogate fit); if LIME finished first, its result shows and
+    the note says so.  Either way: one note that matches what the card shows, and no Cancel button left."""
+    pg.locator(f".st-key-{card}").get_by_role("button", name=re.compile("Run")).click()
+    pg.get_by_text(re.compile(r"Running LIME .*… (8\d|9\d)%")).wait_for(timeout=60_000)
+    at = progress_share(pg)
+    cancel = pg.get_by_role("button", name=re.compile("Cancel"))
+    visible = [cancel.nth(i) for i in range(cancel.count()) if cancel.nth(i).is_visible()]
+    assert len(visible) == 1, f"{cancel.count()} Cancel buttons, {len(visible)} visible"
+    visible[0].click()
+    pg.get_by_text(re.compile("Cancelled LIME|LIME had finished before it could be cancelled")).wait_for(timeout=30_000)
+    wait_idle(pg, timeout=30)
+    stays_idle(pg, 0.5)
+    cancelled = pg.get_by_text(re.compile("Cancelled LIME")).count()
+    finished = pg.get_by_text(re.compile("LIME had finished before it could be cancelled")).count()
+    waiting = pg.locator(f".st-key-{card}").get_by_text("Not computed yet.").count()
+    assert (cancelled, finished, waiting) in ((1, 0, 1), (0, 1, 0)), (cancelled, finished, waiting)
+    assert not [b for b in (cancel.nth(i) for i in range(cancel.count())) if b.is_visible()]
+    assert not pg.locator("[data-testid='stException']").count()
+    return f"late Cancel at {at}%: {'stopped' if cancelled else 'LIME had finished'}"

@@ -15,6 +15,7 @@ from sop.visualize import group_colour
 
 from . import charts, compute, text_compute, text_export, text_inputs, text_view, ui
 from .inputs import split_of
+from .method_runs import MethodRuns
 from .models import LoadedModel
 from .text_inputs import TextInput
 
@@ -230,24 +231,22 @@ def _explain_export(lm: LoadedModel, ti: TextInput, sx, curves, mode: str) -> No
 # --------------------------------------------------------------------------- Compare
 
 # The baselines take from under a second to about ten each (text_compute.BASELINES_BY_COST).  They run on
-# request, as a run request in session state tied to the view it was made for (model, sentence, curve
-# kind), cheapest first, each card filled as soon as its map is ready.  Each baseline reports progress
-# through a bar (a Streamlit call): a new sentence or setting (a rerun) stops the work there and the
-# next run drops the request; *Cancel* does the same on purpose.  What was finished stays cached.
+# request through explorer/method_runs.py (as the image and regression Compare pages' expensive methods),
+# cheapest first, each card filled as soon as its map is ready: a new sentence or curve kind (a rerun)
+# stops the work and drops the request; *Cancel* stops it on purpose, and its note names the baselines
+# that did not finish apart from those that did.  What was finished stays cached.
 
-def _compare_view(lm: LoadedModel, ti: TextInput, mode: str) -> str:
-    return compute.signature("text-compare-run", lm.key, ti.key, mode)
+def _method_runs(lm: LoadedModel, ti: TextInput, sx, mode: str, slots: dict) -> MethodRuns:
+    """The page's run requests: a baseline's run computes its map and curves and draws its card."""
+    def run_one(m: str, progress) -> None:
+        text_compute.token_map(lm, ti.ids, ti.key, m, progress=progress)
+        text_compute.curves(lm, ti.ids, ti.key, m, mode)
+        _map_card(lm, ti, sx, m, mode, slots[m], queued=True)
 
-
-def _request_run(todo: list[str], view: str) -> None:
-    st.session_state["text_cmp_run"] = {"methods": list(todo), "view": view}
-
-
-def _cancel_run() -> None:
-    req = st.session_state.pop("text_cmp_run", None)
-    if req:
-        st.session_state["text_cmp_note"] = (f"Cancelled {', '.join(text_compute.label(m) for m in req['methods'])}"
-                                             ". What was finished stays cached.")
+    return MethodRuns(view=lambda todo: compute.signature("text-compare-run", lm.key, ti.key, mode, list(todo)),
+                      run_one=run_one, key="text_cmp_run", label=text_compute.label, cancel_key="text_cancel_run",
+                      cancel_help="Stop the work in flight (a new sentence or setting stops it too).",
+                      stopped_why=": the sentence or the curve kind changed while they ran")
 
 
 def _computed(lm: LoadedModel, ti: TextInput, m: str, mode: str):
@@ -269,17 +268,6 @@ def _map_card(lm: LoadedModel, ti: TextInput, sx, m: str, mode: str, slot, queue
         _sentence_html(text_view.heat_html(sx.tokens, sx.content, a), f"map_{m}")
         st.caption(f"insertion AUC {crv['insertion'].auc:.3f} · deletion AUC {crv['deletion'].auc:.3f} · "
                    f"explains p({ui.plain(lm.class_names[target])}) · {seconds:.2f} s")
-
-
-def _run_baselines(lm: LoadedModel, ti: TextInput, sx, mode: str, todo: list[str], where, slots) -> None:
-    """Compute `todo` one by one with a progress bar and a Cancel button; each card is drawn when ready."""
-    job = ui.run_progress(where, [text_compute.label(m) for m in todo], cancel_key="text_cancel_run",
-                          on_cancel=_cancel_run,
-                          help="Stop the work in flight (a new sentence or setting stops it too).")
-    for i, m in enumerate(todo):
-        text_compute.token_map(lm, ti.ids, ti.key, m, progress=job(i))
-        text_compute.curves(lm, ti.ids, ti.key, m, mode)
-        _map_card(lm, ti, sx, m, mode, slots[m], queued=True)
 
 
 def _compare(lm: LoadedModel, ti: TextInput) -> None:
@@ -305,26 +293,20 @@ def _compare(lm: LoadedModel, ti: TextInput) -> None:
             with st.spinner(f"{text_compute.label(m)}: curves…"):
                 text_compute.curves(lm, ti.ids, ti.key, m, mode)
     waiting = [m for m in text_compute.BASELINES_BY_COST if _computed(lm, ti, m, mode) is None]
-    view = _compare_view(lm, ti, mode)
+    slots: dict = {}   # each card's body, filled in the card loop below
+    runs = _method_runs(lm, ti, sx, mode, slots)
     run_area = st.container()
-    note = st.session_state.pop("text_cmp_note", None)
-    request = st.session_state.get("text_cmp_run")
-    if request is not None and request.get("view") != view:
-        st.session_state.pop("text_cmp_run", None)
-        note = (f"Stopped {', '.join(text_compute.label(m) for m in request['methods'])}: the sentence or the "
-                "curve kind changed while they ran. What was finished stays cached.")
-        request = None
+    request, note = runs.take()
     if note:
         run_area.info(note, icon=":material/stop_circle:")
     todo = [m for m in (request or {}).get("methods", []) if m in waiting]
     if waiting and not todo:
         run_area.button(f"Compute {', '.join(text_compute.label(m) for m in waiting)}", key="text_compute_baselines",
-                        type="primary", icon=":material/play_arrow:", on_click=_request_run, args=(waiting, view),
+                        type="primary", icon=":material/play_arrow:", on_click=runs.request, args=(waiting,),
                         help="Cheapest first, each map shown as soon as it is ready: from under a second "
                              f"({text_compute.label(text_compute.BASELINES_BY_COST[0])}) to about ten "
                              f"({text_compute.label(text_compute.BASELINES_BY_COST[-1])}: 200 perturbed sentences). "
                              "A Cancel button stops the run.")
-    slots = {}
     cols = st.columns(2)
     for n, m in enumerate(text_compute.METHODS):
         with cols[n % 2], st.container(border=True, key=f"text_map_{m}"):
@@ -332,14 +314,8 @@ def _compare(lm: LoadedModel, ti: TextInput) -> None:
                         f"{'the SOP model' if m == 'sop' else 'the twin'}")
             slots[m] = st.empty()
         _map_card(lm, ti, sx, m, mode, slots[m], queued=m in todo)
-    if todo:
-        try:
-            _run_baselines(lm, ti, sx, mode, todo, run_area, slots)
-        except Exception:   # a failing method: drop the request (no retry on every rerun), show the error
-            st.session_state.pop("text_cmp_run", None)
-            raise           # (a rerun or Cancel stops the script with a BaseException: the request stays for it)
-        st.session_state.pop("text_cmp_run", None)
-        st.rerun()   # everything is cached now: redraw with the table
+    if request is not None:   # (its finished methods come from the cache at once)
+        runs.run(request, run_area)   # reruns the page when all is cached (a rerun or Cancel stops it first)
     rows = []
     for m in text_compute.METHODS:
         done = _computed(lm, ti, m, mode)

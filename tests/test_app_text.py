@@ -248,25 +248,32 @@ def test_text_export_json_and_figure_hold_the_library_values():
     assert img.format == "PNG" and img.width == 1100 and img.height > 100
 
 
-def test_compare_baselines_run_one_by_one_with_a_cancel(monkeypatch):
-    """The baselines run cheapest first; each map shows as soon as it is ready, with a progress bar and a
-    Cancel button.  AppTest runs a script to its end, so the second baseline stops the script run with
-    st.stop() half-way (what a click on Cancel does to the running script at its next Streamlit call)."""
+def interrupt_baseline(monkeypatch, stopped: str) -> list[str]:
+    """Make baseline `stopped` stop the script run half-way on its first call (st.stop(): what a Cancel or
+    a rerun does to the running script at its next Streamlit call); returns the baselines called, in order."""
     import streamlit as st
 
     from explorer import text_compute
     calls: list[str] = []
     real = text_compute.explain_text
 
-    def interrupted_second(model, ids, method, progress=None, **kw):
+    def interrupted(model, ids, method, progress=None, **kw):
         if method != "sop":   # SOP's own map is read off its forward pass, before the baselines
             calls.append(method)
-        if method == "integrated_gradients" and calls.count(method) == 1:
+        if method == stopped and calls.count(method) == 1:
             progress(0.5)
             st.stop()
         return real(model, ids, method, progress=progress, **kw)
 
-    monkeypatch.setattr(text_compute, "explain_text", interrupted_second)
+    monkeypatch.setattr(text_compute, "explain_text", interrupted)
+    return calls
+
+
+def test_compare_baselines_run_one_by_one_with_a_cancel(monkeypatch):
+    """The baselines run cheapest first; each map shows as soon as it is ready, with a progress bar and a
+    Cancel button.  AppTest runs a script to its end, so the second baseline stops the script run with
+    st.stop() half-way (what a click on Cancel does to the running script at its next Streamlit call)."""
+    calls = interrupt_baseline(monkeypatch, "integrated_gradients")
     at = typed_app("the battery was never bad , and the screen was lovely")   # nothing cached for it
     switch(at, "compare")
     at.button(key="text_compute_baselines").click()
@@ -280,7 +287,32 @@ def test_compare_baselines_run_one_by_one_with_a_cancel(monkeypatch):
     at.button(key="text_cancel_run").click()
     run(at)
     assert calls == ["occlusion", "integrated_gradients"]          # nothing runs again
-    assert any("Cancelled Occlusion (one token), Integrated Gradients, KernelSHAP, LIME" in i.value for i in at.info)
+    notes = [i.value for i in at.info]
+    # the note names what did not finish, and apart the baseline that finished before the Cancel was seen
+    assert any(n.startswith("Cancelled Integrated Gradients, KernelSHAP, LIME.") and
+               "Occlusion (one token) had finished and stays cached" in n for n in notes), notes
+    assert not any(n.startswith("Cancelled Occlusion") for n in notes), notes
+    assert not [b for b in at.button if b.key == "text_cancel_run"]
     assert at.button(key="text_compute_baselines").label == "Compute Integrated Gradients, KernelSHAP, LIME"
     assert len([m for m in at.markdown if 'class="sop-sentence"' in m.value]) == 2   # occlusion stays cached
     assert set(at.dataframe[0].value["method"]) == {"SOP (own groups)", "Occlusion (one token)"}
+
+
+def test_compare_a_new_curve_kind_while_running_stops_the_rest_and_names_what_finished(monkeypatch):
+    """A new setting while the baselines run (a rerun) stops the work and drops the request; the note names
+    the baselines that did not finish apart from those that finished before (their maps stay cached)."""
+    calls = interrupt_baseline(monkeypatch, "kernelshap")
+    at = typed_app("the lens was hardly sharp , though the price was fair")   # nothing cached for it
+    switch(at, "compare")
+    at.button(key="text_compute_baselines").click()
+    run(at)
+    assert calls == ["occlusion", "integrated_gradients", "kernelshap"]
+    at.segmented_control(key="curve_mode").set_value("grouped")
+    run(at)
+    assert calls == ["occlusion", "integrated_gradients", "kernelshap"]     # nothing runs again
+    notes = [i.value for i in at.info]
+    assert any(n.startswith("Stopped KernelSHAP, LIME: the sentence or the curve kind changed") and
+               "Occlusion (one token), Integrated Gradients had finished and stay cached" in n for n in notes), notes
+    assert at.button(key="text_compute_baselines").label == "Compute KernelSHAP, LIME"
+    assert set(at.dataframe[0].value["method"]) == {"SOP (own groups)", "Occlusion (one token)",
+                                                   "Integrated Gradients"}

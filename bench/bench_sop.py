@@ -4,7 +4,7 @@ Prints, per model:
   * forward ratio  = SOP forward time / time of G plain backbone passes (goal <= 1.3);
   * training ratio = SOP training step / backbone training step (goal <= G + 2);
   * peak resident memory of the process after the runs.
-Run:  PYTHONPATH=. .venv/bin/python bench/bench_sop.py [--batch 64] [--repeats 20]
+Run:  PYTHONPATH=. .venv/bin/python bench/bench_sop.py [--batch 64] [--repeats 20] [--models lensing,...]
 Not a test: these machines are shared, so quote ratios measured in one run.
 """
 from __future__ import annotations
@@ -65,10 +65,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--models", help="comma-separated embedded model names (default: every image-kind model)")
     args = ap.parse_args()
+    wanted = set(args.models.split(",")) if args.models else None
     print(f"machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
           f"torch {torch.__version__}")
     for entry in sop.embedded_models():
+        if wanted is not None and entry.name not in wanted:
+            continue
         r = bench_model(entry, args.batch, args.repeats)
         print(f"[{r['model']}] G={r['G']} batch={r['batch']} patches={r['patches']} "
               f"mean group size={r['mean_group_size']:.1f} patches")

@@ -71,8 +71,10 @@ def _mean_sem(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     values = values[~np.isnan(values).any(axis=tuple(range(1, values.ndim)))] if values.ndim > 1 else \
         values[~np.isnan(values)]
     n = len(values)
-    mean = values.mean(0) if n else np.nan
-    sem = values.std(0, ddof=1) / math.sqrt(n) if n > 1 else np.nan
+    # NaN of the per-map shape when too few maps have a value (e.g. no map has a cluster-dominated
+    # group), so callers can index every parameter either way.
+    mean = values.mean(0) if n else np.full(values.shape[1:], np.nan)
+    sem = values.std(0, ddof=1) / math.sqrt(n) if n > 1 else np.full(values.shape[1:], np.nan)
     return mean, sem
 
 
@@ -127,7 +129,8 @@ def format_study(report: dict) -> str:
               + " | ".join(f"pull on {p} (std. units)" for p in params) + " |",
               "|---|---:|---:|" + "---:|" * len(params)]
     for kind, row in report["pulls"].items():
-        cells = [f"{row[p]['pull']:+.3f} ± {row[p]['sem']:.3f}" for p in params]
+        # No map with a group of this kind: nothing to average (a dash, not "nan ± nan").
+        cells = [f"{row[p]['pull']:+.3f} ± {row[p]['sem']:.3f}" if row["maps"] else "–" for p in params]
         lines.append(f"| {kind}-dominated | {row['maps']} | {row['weight']:.3f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -42,6 +42,9 @@ from .tasks import Task, get_task, list_tasks
 log = logging.getLogger(__name__)
 
 
+KEEP_CHOICES = ("best", "last")
+
+
 @dataclass
 class StageSettings:
     epochs: int
@@ -59,6 +62,7 @@ class StageSettings:
     tv_weight: float = 0.0             # SOP stage: total-variation penalty (compact groups)
     penalty_ramp_epochs: float = 0.0   # SOP stage: raise both penalties linearly from 0 over this many epochs
     task: str = "classification"       # a name in sop.tasks: whose loss is minimised
+    keep: str = "best"                 # which epoch's weights to keep: "best" validation score, or "last"
 
 
 @dataclass
@@ -238,7 +242,10 @@ def _train_epoch(loop: _Loop, epoch: int, name: str) -> tuple[float, float]:
 def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
         dist_info: DistInfo | None = None) -> dict:
     """Train `model` in place; keep the weights with the best validation score (accuracy; regression:
-    mean R2 over the parameters, on standardised targets)."""
+    mean R2 over the parameters, on standardised targets), or those of the last epoch (`s.keep="last"`:
+    for a validation split too small to rank epochs, where "best" picks noise)."""
+    if s.keep not in KEEP_CHOICES:
+        raise InputError(f"keep must be one of {', '.join(KEEP_CHOICES)}, not {s.keep!r}")
     d = dist_info or DistInfo()
     seed_everything(s.seed)
     model.to(d.device)
@@ -278,7 +285,7 @@ def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
             save_state(s.state_path, model, opt, dict(epoch=epoch + 1, best_acc=best_acc, step=loop.step, stage=name))
         if loop.done:
             break
-    if best_state is not None:
+    if best_state is not None and s.keep == "best":
         model.load_state_dict(best_state)
     model.eval()
     return {f"best_{loop.task.val_metric}": best_acc, "history": history}
@@ -379,7 +386,8 @@ def _sop_stage(pair: _Pair, backbone: nn.Module, bb_report: dict, started: float
                       backbone_lr=preset.get("backbone_lr", 0.0),
                       area_weight=preset.get("area_weight", 0.0), tv_weight=preset.get("tv_weight", 0.0),
                       penalty_ramp_epochs=preset.get("penalty_ramp_epochs", 0.0), resume=pair.resume_for("sop"),
-                      state_path=pair.state_path("sop"), task=sop_cfg.task, **pair.common)
+                      state_path=pair.state_path("sop"), task=sop_cfg.task, keep=preset.get("sop_keep", "best"),
+                      **pair.common)
     report = fit(model, pair.fitting["train"], pair.fitting["val"], s, "sop", d)
     model.cpu()
     backbone.cpu().eval()
@@ -392,7 +400,7 @@ def _sop_stage(pair: _Pair, backbone: nn.Module, bb_report: dict, started: float
     sop_cfg.training = dict(command=pair.command, seed=pair.seed, metrics=metrics, environment=describe(),
                             sop_stage=dict(epochs=s.epochs, lr=s.lr, backbone_lr=s.backbone_lr,
                                            area_weight=s.area_weight, tv_weight=s.tv_weight,
-                                           penalty_ramp_epochs=s.penalty_ramp_epochs))
+                                           penalty_ramp_epochs=s.penalty_ramp_epochs, keep=s.keep))
     if d.main:
         sop_path = save(model, Path(f"{pair.out}_sop.safetensors"), sop_cfg)
         log.debug("SOP test statistics %s -> %s", stats, sop_path)

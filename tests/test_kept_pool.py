@@ -1,8 +1,8 @@
 """The pixel adapter's `pool="kept"` option (issue 13's lensing experiment): a group's CNN features
-averaged only over the feature-map positions its mask keeps.  Real forward passes on the embedded
-lensing twin (a timm ConvNeXt: 66x66 maps -> a 2x2 feature map)."""
-from pathlib import Path
-
+averaged only over the feature-map positions its mask keeps.  Real forward passes on a timm ConvNeXt
+of the size the lensing experiment used (66x66 maps -> a 2x2 feature map; the embedded lensing model
+has since moved to a ViT, docs/lensing.md), with seeded random weights: the properties tested hold
+for any weights."""
 import pytest
 import torch
 from torch import nn
@@ -10,13 +10,12 @@ from torch import nn
 from sop.adapters import PixelMaskAdapter
 from sop.errors import InputError
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
-
 
 @pytest.fixture(scope="module")
 def twin():
-    from sop.checkpoint import load
-    return load(ASSETS / "lensing_backbone.safetensors").eval()
+    import timm
+    torch.manual_seed(0)
+    return timm.create_model("test_convnext", num_classes=2, in_chans=1).eval()
 
 
 def _adapters(backbone):
@@ -101,6 +100,6 @@ def test_train_cli_records_pool_in_the_adapter_settings(monkeypatch, tmp_path):
     monkeypatch.setattr(sop.train, "train_pair", lambda preset, out, **kw: seen.update(preset) or {"test": {}})
     parser = argparse.ArgumentParser()
     train_cmd.register(parser.add_subparsers())
-    args = parser.parse_args(["train", "--preset", "lensing", "--pool", "kept", "--no-pin", "--out", str(tmp_path / "m")])
+    args = parser.parse_args(["train", "--preset", "digits", "--pool", "kept", "--no-pin", "--out", str(tmp_path / "m")])
     assert args.func(args) == 0
-    assert seen["adapter_kwargs"] == dict(grid=(11, 11), context=2, pool="kept")
+    assert seen["adapter_kwargs"] == dict(grid=(8, 8), context=2, pool="kept")

@@ -25,7 +25,9 @@ def trained(tmp_path_factory):
     registry.register_dataset("lensing_tiny", label="Tiny lensing", task="regression")(
         lambda split, *, img_size=None, seed=0: L.load_lensing_split(split, seed=seed, settings=TINY,
                                                                      name="lensing_tiny", cache_dir=tmp / "cache"))
-    preset = dict(PRESETS["lensing"], dataset="lensing_tiny", adapter_kwargs=dict(grid=(4, 4), context=1),
+    # The preset's backbone on 32x32 maps: 8x8-pixel patches, a 4x4 grid.
+    preset = dict(PRESETS["lensing"], dataset="lensing_tiny",
+                  backbone_kwargs=dict(PRESETS["lensing"]["backbone_kwargs"], img_size=32, patch_size=8),
                   backbone_epochs=1, sop_epochs=1, batch_size=4)
     try:
         metrics = train_pair(preset, tmp / "tiny", command="test", max_steps=2)
@@ -167,6 +169,13 @@ def test_the_lensing_study_measures_shares_and_pulls():
     report = summarise([rec, rec], ["Omega_m", "sigma_8"])
     assert report["shares"]["cluster"]["enrichment"] == pytest.approx((0.25 / 4.25) / 0.01)
     assert "| void-dominated | 2 |" in format_study(report)
+    # Only the void group selected (the embedded model's case: its 3/4-map groups are all void-dominated):
+    # the cluster row has no map to average and says so, with NaN pulls, instead of failing.
+    only_void = map_record(kappa, masks, np.array([1.0, 0.0]), np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0.5, 0.5]))
+    report = summarise([only_void, only_void], ["Omega_m", "sigma_8"])
+    assert report["pulls"]["cluster"]["maps"] == 0 and np.isnan(report["pulls"]["cluster"]["sigma_8"]["pull"])
+    assert report["pulls"]["void"]["Omega_m"]["pull"] == pytest.approx(0.5)
+    assert "| cluster-dominated | 0 | 0.000 | – | – |" in format_study(report)
 
 
 def test_the_lensing_study_command_writes_its_table_and_plots(trained, tmp_path, capsys):

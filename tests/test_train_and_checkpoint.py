@@ -53,6 +53,53 @@ def test_resume_continues_from_saved_state(tmp_path):
     assert [h["epoch"] for h in report["history"]] == [2], "resumed run must start at epoch 2"
 
 
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_fit_keeps_the_best_or_the_last_epoch(tmp_path, monkeypatch, keep):
+    """A validation score that only falls makes epoch 1 the best: "best" returns its weights, "last"
+    the final epoch's (the training state written after the last epoch holds them)."""
+    from safetensors.torch import load_file
+
+    from sop.config import SOPConfig
+    from sop.model import create_backbone
+    from sop.tasks import get_task
+    from sop.train import StageSettings, fit
+    from torch.utils.data import TensorDataset
+
+    from sop.data.base import Split
+    full = load_split("digits", "train")
+    train = Split(TensorDataset(*(t[:32] for t in full.dataset.tensors)), full.info)   # 2 steps an epoch
+    cfg = SOPConfig(backbone="vit_tiny_patch16_224", num_classes=10, img_size=(32, 32), in_chans=1,
+                    backbone_kwargs=TINY["backbone_kwargs"])
+    scores = iter([0.9, 0.5, 0.1])
+    monkeypatch.setattr(type(get_task("classification")), "validation_score", lambda self, *a, **k: next(scores))
+    torch.manual_seed(0)
+    model = create_backbone(cfg)
+    first = {}
+    real_save = __import__("sop.train", fromlist=["save_state"]).save_state
+
+    def save_and_remember(path, m, opt, meta):   # the weights after epoch 1, for the "best" case
+        if meta["epoch"] == 1:
+            first.update({k: v.detach().clone() for k, v in m.state_dict().items()})
+        real_save(path, m, opt, meta)
+    monkeypatch.setattr("sop.train.save_state", save_and_remember)
+    state = tmp_path / "state.safetensors"
+    report = fit(model, train, train, StageSettings(epochs=3, lr=1e-3, batch_size=16, state_path=state, keep=keep),
+                 "backbone")
+    assert [h["epoch"] for h in report["history"]] == [1, 2, 3] and report["best_val_acc"] == 0.9
+    last = {k[6:]: v for k, v in load_file(str(state)).items() if k.startswith("model.")}
+    want = first if keep == "best" else last
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, want[k], rtol=0, atol=0)
+    assert any(not torch.equal(first[k], last[k]) for k in last), "epochs 1 and 3 must differ for this test to mean anything"
+
+
+def test_fit_refuses_an_unknown_keep():
+    from sop.errors import InputError
+    from sop.train import StageSettings, fit
+    with pytest.raises(InputError, match="keep must be one of best, last"):
+        fit(torch.nn.Linear(2, 2), None, None, StageSettings(epochs=1, lr=1e-3, keep="worst"), "backbone")
+
+
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
     """DistributedDataParallel over gloo with 2 processes, through the real CLI."""

@@ -35,6 +35,8 @@ def register(sub) -> None:
     p.add_argument("--tv-weight", type=float, help="training total-variation penalty (compact groups)")
     p.add_argument("--penalty-ramp", type=float,
                    help="raise --area-weight/--tv-weight linearly from 0 over this many SOP epochs")
+    p.add_argument("--keep", choices=("best", "last"),
+                   help="SOP stage: keep the epoch with the best validation score, or the last epoch")
     p.add_argument("--backbone-epochs", type=int)
     p.add_argument("--epochs", type=int, help="SOP epochs")
     p.add_argument("--batch-size", type=int)
@@ -69,7 +71,7 @@ def run(args) -> int:
                       ("group_gen", "group_gen"), ("group_blur", "group_blur"), ("group_select", "group_select"),
                       ("group_dropout", "group_dropout"), ("select_scale", "select_scale"),
                       ("area_weight", "area_weight"), ("tv_weight", "tv_weight"),
-                      ("penalty_ramp_epochs", "penalty_ramp")]:
+                      ("penalty_ramp_epochs", "penalty_ramp"), ("sop_keep", "keep")]:
         if getattr(args, attr) is not None:
             preset[key] = getattr(args, attr)
     if args.lr is not None:

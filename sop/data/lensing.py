@@ -38,6 +38,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -234,7 +235,9 @@ def cached_split(s: LensingSettings, split: str, seed: int = 0, cache_dir: Path 
     maps, targets = generate_split(s, split, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     (path.parent / "settings.json").write_text(json.dumps(dataclasses.asdict(s), indent=2) + "\n")
-    tmp = path.with_name(path.stem + ".tmp.npz")
+    # A per-process temporary name: two runs generating the same split at once (parallel training
+    # runs, pytest workers) each write their own file, and the last rename wins with identical data.
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
     np.savez(tmp, maps=maps, targets=targets)
     tmp.replace(path)
     return maps, targets

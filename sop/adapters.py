@@ -57,7 +57,21 @@ class AdapterEntry:
         merged = {k: getattr(config, k) for k in self.config_kwargs} if config is not None else {}
         merged.update(getattr(config, "adapter_kwargs", None) or {})
         merged.update(kwargs)
+        self.check_settings(merged)
         return self.cls(backbone, **merged)
+
+    def check_settings(self, settings: dict) -> None:
+        """A ConfigError naming the setting an adapter does not take (e.g. `pool`, a pixel-adapter
+        setting, given to the ViT adapter by `train --pool` on a ViT preset), not a TypeError mid-build."""
+        import inspect
+        params = inspect.signature(self.cls.__init__).parameters.values()
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return
+        known = {p.name for p in params} - {"self", "backbone"}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ConfigError(f"the {self.name!r} adapter takes no setting {', '.join(map(repr, unknown))}; its "
+                              f"settings: {', '.join(sorted(known)) or 'none'}", field="adapter_kwargs")
 
 
 _ADAPTERS: dict[str, AdapterEntry] = {}

@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from .adapters import resolve_adapter
 from .checkpoint import save
 from .config import SOPConfig
 from .data import Split, get_dataset, load_split
@@ -351,6 +352,16 @@ def _check_trainable(preset: dict) -> None:
                          "have a fixed area and no gradient)")
 
 
+def _check_adapter_settings(preset: dict, info, targets: dict) -> None:
+    """Refuse adapter settings the preset's adapter does not take (e.g. `--pool` on a ViT preset) before
+    stage 1, not after it: the backbone is built once, untrained, to resolve "auto"."""
+    if not preset.get("adapter_kwargs"):
+        return
+    cfg = build_config(preset, info, "sop", targets)
+    entry = resolve_adapter(cfg.adapter, create_backbone(cfg))
+    entry.check_settings(dict({k: getattr(cfg, k) for k in entry.config_kwargs}, **cfg.adapter_kwargs))
+
+
 def _backbone_stage(pair: _Pair, backbone_ckpt: Path | None) -> tuple[nn.Module, dict]:
     """Stage 1: train the plain backbone twin and save it (or load `backbone_ckpt`)."""
     from .checkpoint import load as load_ckpt
@@ -428,6 +439,7 @@ def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", bac
                  resume=resume)
     task = get_task(get_dataset(preset["dataset"]).task)
     pair.targets = task.config_fields(splits["train"])
+    _check_adapter_settings(preset, info, pair.targets)
     pair.fitting = {k: task.training_split(splits[k], pair.targets) for k in ("train", "val")}
     backbone, bb_report = _backbone_stage(pair, backbone_ckpt)
     metrics = _sop_stage(pair, backbone, bb_report, started)

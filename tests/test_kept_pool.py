@@ -103,3 +103,26 @@ def test_train_cli_records_pool_in_the_adapter_settings(monkeypatch, tmp_path):
     args = parser.parse_args(["train", "--preset", "digits", "--pool", "kept", "--no-pin", "--out", str(tmp_path / "m")])
     assert args.func(args) == 0
     assert seen["adapter_kwargs"] == dict(grid=(8, 8), context=2, pool="kept")
+
+
+def test_an_adapter_setting_the_adapter_does_not_take_is_named(tmp_path):
+    """`train --pool kept` on the lensing preset (a ViT behind token dropping) gives a clear error,
+    not a TypeError from inside the adapter's constructor."""
+    from sop.errors import ConfigError
+    from sop.model import create_model
+    vit = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0, global_pool="avg")
+    with pytest.raises(ConfigError, match=r"the 'vit' adapter takes no setting 'pool'; its settings: token_layer"):
+        create_model("vit_tiny_patch16_224", num_classes=2, img_size=(32, 32), in_chans=1, backbone_kwargs=vit,
+                     adapter_kwargs=dict(pool="kept"))
+
+
+def test_training_refuses_such_a_setting_before_the_first_stage(monkeypatch, tmp_path):
+    """The lensing preset's backbone and adapter (on the shipped digits data, to stay cheap) with a
+    pixel-adapter setting: refused before stage 1 starts, not after the twin has trained."""
+    from sop import train
+    from sop.errors import ConfigError
+    from sop.presets import PRESETS
+    monkeypatch.setattr(train, "_backbone_stage", lambda *a, **k: pytest.fail("stage 1 must not start"))
+    preset = dict(PRESETS["lensing"], dataset="digits", adapter_kwargs=dict(pool="kept"))
+    with pytest.raises(ConfigError, match="takes no setting 'pool'"):
+        train.train_pair(preset, tmp_path / "m")

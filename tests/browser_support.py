@@ -103,6 +103,17 @@ def require_browser() -> None:
     pytest.importorskip("playwright.sync_api")
 
 
+def running_server(log_name: str):
+    """A Streamlit server for one test module, logging to test-artifacts/browser/<log_name>; a module
+    fixture's body: `yield from running_server("server_x.log")` (skips when no browser is installed)."""
+    require_browser()
+    srv = StreamlitServer(free_port(), ARTIFACTS / log_name).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
 def wait_idle(page, timeout: float = 120.0) -> None:
     """Wait until the script run finished (Streamlit's 'Running…' status widget is gone)."""
     page.wait_for_timeout(300)

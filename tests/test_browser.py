@@ -21,8 +21,8 @@ from sop.faithfulness import insertion_deletion
 from sop.image_io import image_to_tensor, load_image
 from sop.visualize import group_assignment
 
-from browser_support import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ConsoleWatch,  # tests/ is on pytest's pythonpath
-                             StreamlitServer, free_port, require_browser, screenshot, wait_idle)
+from browser_support import (CHROMIUM, CHROMIUM_ARGS, ConsoleWatch,  # tests/ is on pytest's pythonpath
+                             running_server, screenshot, wait_idle)
 
 pytestmark = pytest.mark.browser
 
@@ -49,10 +49,7 @@ def class_name(name: str, out) -> str:
 
 @pytest.fixture(scope="module")
 def server():
-    require_browser()
-    srv = StreamlitServer(free_port(), ARTIFACTS / "server.log").start()
-    yield srv
-    srv.stop()
+    yield from running_server("server.log")
 
 
 @pytest.fixture(scope="module")

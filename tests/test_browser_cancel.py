@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from browser_support import ARTIFACTS, StreamlitServer, free_port, require_browser, screenshot, wait_idle
+from browser_support import running_server, screenshot, wait_idle
 # the image tests' Chromium and page fixtures (they use this module's server) and helpers
 from test_browser import assert_clean, browser, page  # noqa: F401
 
@@ -28,10 +28,7 @@ COMPARE_PAGES = [  # (model, the page's URL query, the text that says the page i
 
 @pytest.fixture(scope="module")
 def server():
-    require_browser()
-    srv = StreamlitServer(free_port(), ARTIFACTS / "server_cancel.log").start()
-    yield srv
-    srv.stop()
+    yield from running_server("server_cancel.log")
 
 
 def progress_share(pg) -> int | None:

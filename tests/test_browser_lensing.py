@@ -16,7 +16,7 @@ from explorer.regression_view import OUTLINE_RINGS
 from sop.regression import r2_rmse, to_physical
 from sop.regression_explain import explain_map
 
-from browser_support import ARTIFACTS, StreamlitServer, free_port, require_browser, screenshot, wait_idle
+from browser_support import running_server, screenshot, wait_idle
 # the image tests' Chromium and page fixtures (they use this module's server) and helpers
 from test_browser import browser, click_at, click_point, metric, page, query, sidebar  # noqa: F401
 
@@ -28,10 +28,7 @@ from test_app_lensing import lensing_split, model  # noqa: E402  (one set of lib
 
 @pytest.fixture(scope="module")
 def server():
-    require_browser()
-    srv = StreamlitServer(free_port(), ARTIFACTS / "server_lensing.log").start()
-    yield srv
-    srv.stop()
+    yield from running_server("server_lensing.log")
 
 
 def outlines(pg, key: str) -> int:

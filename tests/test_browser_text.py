@@ -12,8 +12,7 @@ import pytest
 
 from sop.faithfulness import token_insertion_deletion
 
-from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ConsoleWatch, StreamlitServer, free_port, \
-    require_browser, screenshot, wait_idle
+from browser_support import CHROMIUM, CHROMIUM_ARGS, ConsoleWatch, running_server, screenshot, wait_idle
 from test_app_text import lib, lib_sentence
 from test_browser import TIMEOUT_MS, assert_clean, metric, query, sidebar
 
@@ -24,10 +23,7 @@ SENTENCE = "to be fair , the laptop was never boring but the price was awful"
 
 @pytest.fixture(scope="module")
 def server():
-    require_browser()
-    srv = StreamlitServer(free_port(), ARTIFACTS / "server_text.log").start()
-    yield srv
-    srv.stop()
+    yield from running_server("server_text.log")
 
 
 @pytest.fixture(scope="module")

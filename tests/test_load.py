@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, StreamlitServer, free_port, require_browser
+from browser_support import CHROMIUM, CHROMIUM_ARGS, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -35,10 +35,7 @@ def _bench():
 
 @pytest.fixture(scope="module")
 def load_server():
-    require_browser()
-    srv = StreamlitServer(free_port(), ARTIFACTS / "load_server.log").start()
-    yield srv
-    srv.stop()
+    yield from running_server("load_server.log")
 
 
 def test_eight_sessions_each_see_their_own_prediction_and_memory_stays_flat(load_server):

@@ -101,8 +101,24 @@ def cancel_late(pg, card: str) -> str:
     """Run LIME again and click Cancel in its last stretch (80-99 %).  The work stops at its next progress
     call (before the next batch, or before the surrogate fit); if LIME finished first, its result shows and
     the note says so.  Either way: one note that matches what the card shows, and no Cancel button left."""
-    pg.locator(f".st-key-{card}").get_by_role("button", name=re.compile("Run")).click()
-    pg.get_by_text(re.compile(r"Running LIME .*… (8\d|9\d)%")).wait_for(timeout=60_000)
+    run = pg.locator(f".st-key-{card}").get_by_role("button", name=re.compile("Run"))
+    run.click()
+    late = pg.get_by_text(re.compile(r"Running LIME .*… (8\d|9\d)%"))
+    running = pg.get_by_text(re.compile(r"Running LIME"))
+    waiting = pg.locator(f".st-key-{card}").get_by_text("Not computed yet.")
+    # Poll rather than wait for the late text alone: on a loaded machine the browser may never draw a
+    # state between 80 and 99 % (the run ends first), and a click made while the page reran can be lost.
+    clicked, retried, deadline = time.monotonic(), False, time.monotonic() + 60
+    while not (late.count() and late.first.is_visible()):
+        assert time.monotonic() < deadline, "LIME neither reached 80 % nor finished within 60 s"
+        if not running.count() and not waiting.count():   # finished before the late window: nothing to cancel
+            wait_idle(pg, timeout=30)
+            assert not pg.locator("[data-testid='stException']").count()
+            return "LIME finished before the late window (no late Cancel)"
+        if not running.count() and waiting.count() and not retried and time.monotonic() - clicked > 10:
+            run.click()   # the first click was lost in a rerun
+            retried = True
+        time.sleep(0.05)
     at = progress_share(pg)
     cancel = pg.get_by_role("button", name=re.compile("Cancel"))
     visible = [cancel.nth(i) for i in range(cancel.count()) if cancel.nth(i).is_visible()]

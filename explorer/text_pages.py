@@ -14,7 +14,6 @@ import streamlit as st
 from sop.visualize import group_colour
 
 from . import charts, compute, text_compute, text_export, text_inputs, text_view, ui
-from .inputs import split_of
 from .method_runs import MethodRuns
 from .models import LoadedModel
 from .text_inputs import TextInput
@@ -335,11 +334,8 @@ def _compare(lm: LoadedModel, ti: TextInput) -> None:
 def _mistakes(lm: LoadedModel) -> None:
     names = lm.class_names
     K = len(names)
-    st.markdown(f"#### Mistakes · {ui.plain(lm.spec.name)} on its test split")
-    data, why = split_of(lm, "test")
+    data = ui.mistakes_heading(lm, {"model": lm.spec.url})
     if data is None:
-        st.info(f"No test split to examine: {why}.")
-        ui.finish({"model": lm.spec.url}, "mistakes")
         return
     ids, labels = data.dataset.tensors
     preds = ui.mistakes_summary(lm, ids, labels, "sentences")

@@ -13,7 +13,7 @@ from sop.visualize import group_colour, overlay_mask, upscale
 
 from . import urlstate, views
 from .compute import MODES, POST_HOC, Forward
-from .inputs import ModelInput
+from .inputs import ModelInput, split_of
 from .models import SOURCES, LoadedModel, ModelSpec, embedded_label, embedded_table, held_back, load_spec, \
     spec_for_embedded, spec_for_file
 
@@ -373,6 +373,17 @@ def selected_group(num_groups: int) -> int | None:
     if not isinstance(group, int) or not 0 <= group < num_groups:
         group = st.session_state["group"] = None
     return group
+
+
+def mistakes_heading(lm: LoadedModel, state: dict):
+    """The Mistakes page's heading and `lm`'s test split; None (after a notice, with the page's URL state
+    `state` written) when the split cannot be loaded here."""
+    st.markdown(f"#### Mistakes · {plain(lm.spec.name)} on its test split")
+    data, why = split_of(lm, "test")
+    if data is None:
+        st.info(f"No test split to examine: {why}.")
+        finish(state, "mistakes")
+    return data
 
 
 def mistakes_summary(lm: LoadedModel, inputs, labels, noun: str):

@@ -106,6 +106,15 @@ def click_point(page, point) -> None:
     click_at(page, b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
 
 
+def click_patch(page, chart_key: str, row: int, col: int, grid: tuple[int, int]) -> None:
+    """A user's click on patch (row, col) of a `grid`-patch image drawn by the plotly chart whose
+    Streamlit key starts with `chart_key` (its plot area, not the axes)."""
+    plot = page.locator(f"[class*='st-key-{chart_key}'] .nsewdrag").first
+    plot.scroll_into_view_if_needed()
+    b = plot.bounding_box()
+    click_at(page, b["x"] + (col + 0.5) / grid[1] * b["width"], b["y"] + (row + 0.5) / grid[0] * b["height"])
+
+
 def sidebar(page):
     return page.locator("[data-testid='stSidebar']")
 
@@ -160,10 +169,7 @@ def test_pick_sample_open_groups_and_follow_the_shared_link(page, server, browse
     target = next((g for g in scored[1:] if (owner == g).any()), None)
     if target is not None:
         r, c = (int(v) for v in np.argwhere(owner == target)[0])
-        plot = pg.locator("[class*='st-key-group_image'] .nsewdrag").first
-        plot.scroll_into_view_if_needed()
-        b = plot.bounding_box()
-        click_at(pg, b["x"] + (c + 0.5) / grid[1] * b["width"], b["y"] + (r + 0.5) / grid[0] * b["height"])
+        click_patch(pg, "group_image", r, c, grid)
         pg.get_by_text(f"Group {target} alone").wait_for()
         wait_idle(pg)
         assert query(pg)["group"] == str(target)

@@ -18,7 +18,7 @@ from sop.regression_explain import explain_map
 
 from browser_support import running_server, screenshot, wait_idle
 # the image tests' Chromium and page fixtures (they use this module's server) and helpers
-from test_browser import browser, click_at, click_point, metric, page, query, sidebar  # noqa: F401
+from test_browser import browser, click_patch, click_point, metric, page, query, sidebar  # noqa: F401
 
 pytestmark = pytest.mark.browser
 pytest.importorskip("pyccl")
@@ -67,10 +67,7 @@ def test_lensing_map_groups_isolate_and_residuals(page, server):
     other = next((h for h in e.used[1:] if (owner == h).any()), None)
     if other is not None:
         r, c = (int(v) for v in np.argwhere(owner == other)[0])
-        plot = pg.locator("[class*='st-key-regression_map_'] .nsewdrag").first
-        plot.scroll_into_view_if_needed()
-        b = plot.bounding_box()
-        click_at(pg, b["x"] + (c + 0.5) / grid[1] * b["width"], b["y"] + (r + 0.5) / grid[0] * b["height"])
+        click_patch(pg, "regression_map_", r, c, grid)
         pg.get_by_text(f"Group {other} alone").wait_for()
         wait_idle(pg)
         assert query(pg)["group"] == str(other)

@@ -12,9 +12,9 @@ import pytest
 
 from sop.faithfulness import token_insertion_deletion
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, ConsoleWatch, running_server, screenshot, wait_idle
+from browser_support import running_server, screenshot, wait_idle
 from test_app_text import lib, lib_sentence
-from test_browser import TIMEOUT_MS, assert_clean, metric, query, sidebar
+from test_browser import assert_clean, browser, metric, page, query, sidebar  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -24,18 +24,6 @@ SENTENCE = "to be fair , the laptop was never boring but the price was awful"
 @pytest.fixture(scope="module")
 def server():
     yield from running_server("server_text.log")
-
-
-@pytest.fixture(scope="module")
-def page(server):
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = b.new_context(viewport={"width": 1440, "height": 900})
-        pg = context.new_page()
-        pg.set_default_timeout(TIMEOUT_MS)
-        yield pg, ConsoleWatch(pg)
-        b.close()
 
 
 def test_type_a_sentence_see_groups_isolate_one_and_move_the_step(page, server):

@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import charts, compute, ui, views
-from explorer.inputs import select_sample, split_of, split_tensors
+from explorer.inputs import select_sample, split_tensors
 from sop.image_io import tensor_to_image
 from sop.visualize import group_colour, overlay_groups, upscale
 
@@ -23,11 +23,8 @@ if lm is None:
 
 names = lm.class_names
 K = len(names)
-st.markdown(f"#### Mistakes · {ui.plain(lm.spec.name)} on its test split")
-data, why = split_of(lm, "test")
+data = ui.mistakes_heading(lm, {"model": lm.spec.url, "timm": lm.spec.timm_name})
 if data is None:
-    st.info(f"No test split to examine: {why}.")
-    ui.finish({"model": lm.spec.url, "timm": lm.spec.timm_name}, "mistakes")
     st.stop()
 
 images, labels = split_tensors(data)

@@ -31,6 +31,7 @@ class SOPConfig:
     select_scale: float = 1.0
     group_gen: str = "learned"           # "learned" (sparsemax, learned queries) or "patch" (the authors')
     group_blur: float = 0.0              # Gaussian sigma (patches) over GroupGen's attention logits
+    group_spread: float = 0.0            # "patch" GroupGen: push each group off the patches earlier groups hold
     group_select: str = "shared"         # "shared" (class-agnostic scores) or "per_class" (the authors')
     group_dropout: float = 0.0           # training only: share of groups hidden from GroupSelect
     class_names: list[str] = field(default_factory=list)
@@ -86,6 +87,12 @@ class SOPConfig:
         if self.max_group_frac is not None and not 0 < self.max_group_frac <= 1:
             raise ConfigError(f"max_group_frac must lie in (0, 1] or be None, got {self.max_group_frac!r}",
                               field="max_group_frac")
+        if not isinstance(self.group_spread, numbers.Real) or not 0 <= self.group_spread < float("inf"):
+            raise ConfigError(f"group_spread must be a finite number >= 0, got {self.group_spread!r}",
+                              field="group_spread")
+        if self.group_spread and self.group_gen != "patch":
+            raise ConfigError("group_spread applies to the top-k GroupGen (group_gen='patch') only, "
+                              f"not {self.group_gen!r}", field="group_spread")
         if self.kind not in ("sop", "backbone"):
             raise ConfigError(f"kind must be 'sop' or 'backbone', got {self.kind!r}", field="kind")
         return self

@@ -96,10 +96,11 @@ class SOPModel(nn.Module):
         if not 0 <= config.group_dropout < 1:
             raise InputError(f"group_dropout must lie in [0, 1), got {config.group_dropout}")
         max_patches = None if config.max_group_frac is None else max(1, math.ceil(config.max_group_frac * n))
-        gen = GroupGen if config.group_gen == "learned" else PatchQueryGroupGen
+        gen, extra = (GroupGen, {}) if config.group_gen == "learned" else \
+            (PatchQueryGroupGen, dict(spread=config.group_spread))
         self.group_gen = gen(adapter.token_dim, config.num_groups, heads=config.group_heads, dim=config.group_dim,
                              max_patches=max_patches, scale=config.group_scale, grid=adapter.grid,
-                             blur=config.group_blur)
+                             blur=config.group_blur, **extra)
         queries = config.num_classes if config.group_select == "per_class" else 1
         self.group_select = GroupSelect(adapter.embed_dim, dim=config.group_dim, scale=config.select_scale,
                                         num_queries=queries)

@@ -317,7 +317,7 @@ def build_config(preset: dict, info, kind: str, targets: dict | None = None) -> 
 
 # The SOP design knobs a preset (or the train CLI) may set on the model config; the
 # training penalties (area_weight, tv_weight) live in StageSettings.
-DESIGN_KEYS = ("group_gen", "group_blur", "group_select", "group_dropout", "select_scale", "group_scale")
+DESIGN_KEYS = ("group_gen", "group_blur", "group_spread", "group_select", "group_dropout", "select_scale", "group_scale")
 
 
 @dataclass
@@ -352,12 +352,13 @@ def _check_trainable(preset: dict) -> None:
                          "have a fixed area and no gradient)")
 
 
-def _check_adapter_settings(preset: dict, info, targets: dict) -> None:
-    """Refuse adapter settings the preset's adapter does not take (e.g. `--pool` on a ViT preset) before
-    stage 1, not after it: the backbone is built once, untrained, to resolve "auto"."""
+def _check_model_settings(preset: dict, info, targets: dict) -> None:
+    """Refuse an invalid SOP config (e.g. `--group-spread` on the learned GroupGen) or adapter settings the
+    preset's adapter does not take (e.g. `--pool` on a ViT preset) before stage 1, not after it: the
+    backbone is built once, untrained, to resolve "auto"."""
+    cfg = build_config(preset, info, "sop", targets).validate()
     if not preset.get("adapter_kwargs"):
         return
-    cfg = build_config(preset, info, "sop", targets)
     entry = resolve_adapter(cfg.adapter, create_backbone(cfg))
     entry.check_settings(dict({k: getattr(cfg, k) for k in entry.config_kwargs}, **cfg.adapter_kwargs))
 
@@ -439,7 +440,7 @@ def train_pair(preset: dict, out: Path, *, seed: int = 0, command: str = "", bac
                  resume=resume)
     task = get_task(get_dataset(preset["dataset"]).task)
     pair.targets = task.config_fields(splits["train"])
-    _check_adapter_settings(preset, info, pair.targets)
+    _check_model_settings(preset, info, pair.targets)
     pair.fitting = {k: task.training_split(splits[k], pair.targets) for k in ("train", "val")}
     backbone, bb_report = _backbone_stage(pair, backbone_ckpt)
     metrics = _sop_stage(pair, backbone, bb_report, started)

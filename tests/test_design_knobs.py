@@ -156,6 +156,58 @@ def test_bad_design_settings_are_refused(kw):
         tiny(**kw)
 
 
+@pytest.mark.parametrize("kw", [dict(group_gen="patch", group_spread=-1.0), dict(group_gen="patch", group_spread=float("nan")),
+                                dict(group_spread=1.0)])
+def test_bad_group_spread_is_refused_naming_the_field(kw):
+    from sop import ConfigError
+    with pytest.raises(ConfigError) as err:
+        tiny(**kw)
+    assert err.value.field == "group_spread"
+
+
+def test_group_spread_makes_large_groups_differ():
+    """Large top-k groups over identical logits are one and the same group; spread ones differ,
+    the number of groups holding a patch evens out, and the sum stays exact."""
+    same = dict(group_gen="patch", group_heads=1, max_group_frac=0.75)
+    plain, spread = tiny(**same), tiny(**same, group_spread=4.0)
+    spread.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    for model in (plain, spread):
+        # one head, every anchor the same token: every group query sees the same logits
+        model.group_gen.anchors.fill_(0)
+    with torch.no_grad():
+        a, b = plain(x), spread(x)
+    k = plain.group_gen.max_patches
+    assert ((b.group_masks > 0).sum(-1) == k).all()                  # same group size
+    assert all(torch.equal(a.group_masks[:, g], a.group_masks[:, 0]) for g in range(6))
+    overlap = torch.einsum("bgn,bhn->bgh", b.group_masks, b.group_masks) / k
+    off_diagonal = overlap[:, ~torch.eye(6, dtype=torch.bool)]
+    assert off_diagonal.max() < 1 and off_diagonal.mean() < 0.8
+    held_plain, held = a.group_masks.sum(1), b.group_masks.sum(1)    # (B, N): groups holding each patch
+    assert set(held_plain.unique().tolist()) == {0.0, 6.0}
+    assert (held.std(-1) < 0.6 * held_plain.std(-1)).all() and (held.amin(-1) >= 1).all()
+    manual = ((b.group_scores * b.group_gates).unsqueeze(-1) * b.group_logits).sum(1)
+    torch.testing.assert_close(b.logits, manual, rtol=0, atol=1e-6)
+    spread.train()
+    spread(x).logits.sum().backward()                                # gradients still reach GroupGen
+    assert spread.group_gen.query.weight.grad.abs().sum() > 0
+
+
+def test_group_spread_round_trips_and_older_checkpoints_read_as_zero(tmp_path):
+    import json
+    from sop import read_config
+    model = tiny(group_gen="patch", group_spread=2.0)
+    again = load(save(model, tmp_path / "m.safetensors"))
+    assert again.config.group_spread == 2.0 and again.group_gen.spread == 2.0
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x).group_masks, again(x).group_masks)
+    old = json.loads(read_config(tmp_path / "m.safetensors").to_json())
+    del old["group_spread"]
+    from sop.config import SOPConfig
+    assert SOPConfig.from_dict(old).group_spread == 0.0
+
+
 @pytest.mark.parametrize("kw", [dict(group_select="per_class"), dict(group_gen="patch"), {}])
 def test_explorer_contributions_add_up_to_each_logit(kw):
     """The Mistakes page splits a margin into per-group contributions; they must sum exactly."""
@@ -179,3 +231,16 @@ def test_training_penalties_and_their_ramp_are_recorded(tmp_path):
                  "--no-pin", "--out", str(tmp_path / "m")]) == 0
     stage = read_config(tmp_path / "m_sop.safetensors").training["sop_stage"]
     assert (stage["tv_weight"], stage["area_weight"], stage["penalty_ramp_epochs"]) == (0.5, 0.25, 1.5)
+
+
+def test_train_cli_sets_group_spread(tmp_path, capsys):
+    from sop.cli import main
+    from sop import read_config
+    common = ["train", "--preset", "digits", "--backbone-epochs", "1", "--epochs", "1", "--groups", "4",
+              "--max-steps", "2", "--no-pin", "--tv-weight", "0", "--area-weight", "0"]
+    assert main(common + ["--group-gen", "patch", "--group-spread", "1.5", "--out", str(tmp_path / "m")]) == 0
+    assert read_config(tmp_path / "m_sop.safetensors").group_spread == 1.5
+    # the learned GroupGen has no top-k to spread: refused before any training, naming the setting
+    assert main(common + ["--group-gen", "learned", "--group-spread", "1", "--out", str(tmp_path / "n")]) != 0
+    assert "group_spread" in capsys.readouterr().err
+    assert not (tmp_path / "n_backbone.safetensors").exists()

@@ -26,6 +26,9 @@ def register(sub) -> None:
     p.add_argument("--group-gen", choices=("learned", "patch"),
                    help="GroupGen design: learned sparsemax queries (ours) or patch-token queries + top-k (authors')")
     p.add_argument("--group-blur", type=float, help="Gaussian sigma, in patches, over GroupGen's attention")
+    p.add_argument("--group-spread", type=float,
+                   help="patch GroupGen: lower each group's attention on the patches earlier groups hold, by this "
+                        "many standard deviations times the share of earlier groups holding them (diverse groups)")
     p.add_argument("--group-select", choices=("shared", "per_class"),
                    help="GroupSelect: class-agnostic scores or one score per group and class (authors')")
     p.add_argument("--select-scale", type=float,
@@ -68,7 +71,7 @@ def run(args) -> int:
     for key, attr in [("dataset", "dataset"), ("num_groups", "groups"), ("backbone_epochs", "backbone_epochs"),
                       ("sop_epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
                       ("backbone_lr", "backbone_lr"), ("max_group_frac", "max_group_frac"), ("threads", "threads"),
-                      ("group_gen", "group_gen"), ("group_blur", "group_blur"), ("group_select", "group_select"),
+                      ("group_gen", "group_gen"), ("group_blur", "group_blur"), ("group_spread", "group_spread"), ("group_select", "group_select"),
                       ("group_dropout", "group_dropout"), ("select_scale", "select_scale"),
                       ("area_weight", "area_weight"), ("tv_weight", "tv_weight"),
                       ("penalty_ramp_epochs", "penalty_ramp"), ("sop_keep", "keep")]:

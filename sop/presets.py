@@ -46,7 +46,8 @@ PRESETS: dict[str, dict] = {
         # much lower Omega_m and sigma_8: SOP reached test R2 0.68 / 0.19 against its twin's 0.84 / 0.63;
         # a patch-grid ConvNeXt pooled over the kept patches did no better (0.62 / 0.21).  This ViT with
         # half-map groups: SOP 0.81 / 0.51 against its twin's 0.88 / 0.78, its eight groups nearly one and
-        # the same half; groups of 3/4 of the map: 0.86 / 0.67 (docs/lensing.md, "Backbones, group size and spread groups").
+        # the same half; groups of 3/4 of the map: 0.86 / 0.67 (docs/lensing.md, "Backbones, group size and
+        # spread groups").
         # The authors' GroupGen (hard 0/1 masks over the top patches, with gates): the learned sparsemax
         # GroupGen gives soft masks, which scale a group's input down -- and kappa's amplitude is what
         # sigma_8 sets.

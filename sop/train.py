@@ -317,7 +317,8 @@ def build_config(preset: dict, info, kind: str, targets: dict | None = None) -> 
 
 # The SOP design knobs a preset (or the train CLI) may set on the model config; the
 # training penalties (area_weight, tv_weight) live in StageSettings.
-DESIGN_KEYS = ("group_gen", "group_blur", "group_spread", "group_select", "group_dropout", "select_scale", "group_scale")
+DESIGN_KEYS = ("group_gen", "group_blur", "group_spread", "group_select", "group_dropout", "select_scale",
+               "group_scale")
 
 
 @dataclass

@@ -156,8 +156,8 @@ def test_bad_design_settings_are_refused(kw):
         tiny(**kw)
 
 
-@pytest.mark.parametrize("kw", [dict(group_gen="patch", group_spread=-1.0), dict(group_gen="patch", group_spread=float("nan")),
-                                dict(group_spread=1.0)])
+@pytest.mark.parametrize("kw", [dict(group_gen="patch", group_spread=-1.0),
+                                dict(group_gen="patch", group_spread=float("nan")), dict(group_spread=1.0)])
 def test_bad_group_spread_is_refused_naming_the_field(kw):
     from sop import ConfigError
     with pytest.raises(ConfigError) as err:

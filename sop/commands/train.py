@@ -71,8 +71,9 @@ def run(args) -> int:
     for key, attr in [("dataset", "dataset"), ("num_groups", "groups"), ("backbone_epochs", "backbone_epochs"),
                       ("sop_epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
                       ("backbone_lr", "backbone_lr"), ("max_group_frac", "max_group_frac"), ("threads", "threads"),
-                      ("group_gen", "group_gen"), ("group_blur", "group_blur"), ("group_spread", "group_spread"), ("group_select", "group_select"),
-                      ("group_dropout", "group_dropout"), ("select_scale", "select_scale"),
+                      ("group_gen", "group_gen"), ("group_blur", "group_blur"), ("group_spread", "group_spread"),
+                      ("group_select", "group_select"), ("group_dropout", "group_dropout"),
+                      ("select_scale", "select_scale"),
                       ("area_weight", "area_weight"), ("tv_weight", "tv_weight"),
                       ("penalty_ramp_epochs", "penalty_ramp"), ("sop_keep", "keep")]:
         if getattr(args, attr) is not None:

@@ -51,12 +51,17 @@ class AdapterEntry:
     auto_priority: int | None = None     # "auto" tries these, highest first; None: never automatic
     description: str = ""
 
-    def build(self, backbone: nn.Module, config=None, **kwargs) -> "BackboneAdapter":
-        """The adapter around `backbone`: config fields in `config_kwargs`, then the config's
+    def settings(self, config=None, **kwargs) -> dict:
+        """The constructor settings: config fields in `config_kwargs`, then the config's
         `adapter_kwargs`, then `kwargs` (later ones win)."""
         merged = {k: getattr(config, k) for k in self.config_kwargs} if config is not None else {}
         merged.update(getattr(config, "adapter_kwargs", None) or {})
         merged.update(kwargs)
+        return merged
+
+    def build(self, backbone: nn.Module, config=None, **kwargs) -> "BackboneAdapter":
+        """The adapter around `backbone`, built with `settings(config, **kwargs)`."""
+        merged = self.settings(config, **kwargs)
         self.check_settings(merged)
         return self.cls(backbone, **merged)
 

@@ -281,7 +281,9 @@ def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
                      row["loss"], loop.task.metric, train_metric, loop.task.val_metric.replace("_", " "), val_acc,
                      row["seconds"])
         if val_acc > best_acc:
-            best_acc, best_state = val_acc, copy.deepcopy(model.state_dict())
+            best_acc = val_acc
+            if s.keep == "best":   # keeping the last epoch needs no copy of the best weights
+                best_state = copy.deepcopy(model.state_dict())
         if s.state_path is not None and d.main:
             save_state(s.state_path, model, opt, dict(epoch=epoch + 1, best_acc=best_acc, step=loop.step, stage=name))
         if loop.done:
@@ -361,7 +363,7 @@ def _check_model_settings(preset: dict, info, targets: dict) -> None:
     if not preset.get("adapter_kwargs"):
         return
     entry = resolve_adapter(cfg.adapter, create_backbone(cfg))
-    entry.check_settings(dict({k: getattr(cfg, k) for k in entry.config_kwargs}, **cfg.adapter_kwargs))
+    entry.check_settings(entry.settings(cfg))
 
 
 def _backbone_stage(pair: _Pair, backbone_ckpt: Path | None) -> tuple[nn.Module, dict]:

@@ -28,7 +28,7 @@ from sop.regression_explain import MapExplanation, explain_map, export_record, l
     regression_curves
 from sop.visualize import group_colour
 
-from . import charts, compute, ui
+from . import charts, compute, ui, urlstate
 from . import regression_view as view
 from .map_inputs import MapInput, input_picker, select_test_map  # noqa: F401  (input_picker: the views contract)
 from .method_runs import MethodRuns, budget_slider
@@ -392,7 +392,8 @@ def _residuals(ctx) -> None:
     if isinstance(opened, int) and 0 <= opened < len(pred):
         select_test_map(opened)
         st.session_state["group"] = None
-        st.switch_page("explorer/pages/explain.py")
+        urlstate.open_page("explorer/pages/explain.py",
+                           {"model": lm.spec.url, "timm": lm.spec.timm_name, "input": f"test:{opened}"})
 
 
 # --------------------------------------------------------------------------- entry point (views contract)

@@ -13,7 +13,7 @@ import streamlit as st
 
 from sop.visualize import group_colour
 
-from . import charts, compute, text_compute, text_export, text_inputs, text_view, ui
+from . import charts, compute, text_compute, text_export, text_inputs, text_view, ui, urlstate
 from .method_runs import MethodRuns
 from .models import LoadedModel
 from .text_inputs import TextInput
@@ -380,6 +380,6 @@ def _mistakes(lm: LoadedModel) -> None:
                 if st.button("Open in Explain", key=f"open_{i}", icon=":material/visibility:"):
                     text_inputs.select_text_sample("test", i)
                     st.session_state["group"] = None
-                    st.switch_page("explorer/pages/explain.py")
+                    urlstate.open_page("explorer/pages/explain.py", {"model": lm.spec.url, "input": f"test:{i}"})
     ui.finish({"model": lm.spec.url, "cell": st.session_state.get("mistake_cell")}, "mistakes")
 

@@ -86,6 +86,13 @@ def sync(params: dict) -> None:
         st.query_params.from_dict(want)
 
 
+def open_page(page: str, params: dict) -> None:
+    """Switch to `page` with `params` already in its URL: without them the switch clears the query
+    and the new page's own `sync` races the page change in the browser (a link could lose ?input=)."""
+    st.switch_page(page, query_params={k: (",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
+                                       for k, v in params.items() if v not in (None, "", [])})
+
+
 def share_link(params: dict, page_path: str = "") -> str:
     """An absolute link to this view when the browser's URL is known, else a relative one."""
     query = urlencode({k: (",".join(map(str, v)) if isinstance(v, (list, tuple)) else v)

@@ -89,6 +89,7 @@ def test_lensing_map_groups_isolate_and_residuals(page, server):
     click_point(pg, point)
     pg.get_by_text(re.compile(r"Explain · lensing · test map #\d+")).wait_for()
     wait_idle(pg)
+    pg.wait_for_url(re.compile(r"[?&]input=test%3A\d+|[?&]input=test:\d+"), timeout=10_000)
     opened = int(query(pg)["input"].split(":")[1])
     assert metric(pg, "Omega_m") == f"{pred[opened, 0]:.4f}"
     assert sidebar(pg).get_by_label(re.compile(r"^Test map \(0-")).input_value() == str(opened)

@@ -74,13 +74,15 @@ def pending(key: str, default=None):
     return st.session_state.pop(key, default)
 
 
+def as_query(params: dict) -> dict[str, str]:
+    """`params` as the URL writes them: None and empty values left out, lists comma-joined."""
+    return {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+            for k, v in params.items() if v is not None and v != "" and v != []}
+
+
 def sync(params: dict) -> None:
     """Make the URL show `params` (None values left out); no rerun, no history spam."""
-    want: dict[str, str] = {}
-    for k, v in params.items():
-        if v is None or v == "" or v == []:
-            continue
-        want[k] = ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+    want = as_query(params)
     have = {k: st.query_params.get(k) for k in st.query_params.keys()}
     if have != want:
         st.query_params.from_dict(want)
@@ -89,14 +91,12 @@ def sync(params: dict) -> None:
 def open_page(page: str, params: dict) -> None:
     """Switch to `page` with `params` already in its URL: without them the switch clears the query
     and the new page's own `sync` races the page change in the browser (a link could lose ?input=)."""
-    st.switch_page(page, query_params={k: (",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
-                                       for k, v in params.items() if v not in (None, "", [])})
+    st.switch_page(page, query_params=as_query(params))
 
 
 def share_link(params: dict, page_path: str = "") -> str:
     """An absolute link to this view when the browser's URL is known, else a relative one."""
-    query = urlencode({k: (",".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
-                       for k, v in params.items() if v not in (None, "", [])})
+    query = urlencode(as_query(params))
     base = None
     try:
         base = st.context.url

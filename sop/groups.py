@@ -172,7 +172,8 @@ class PatchQueryGroupGen(nn.Module):
         return gaussian_blur_grid(att, self.grid, self.blur) if self.grid is not None else att
 
     def spread_logits(self, att: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, G, N) with each group pushed off the patches the groups before it hold."""
+        """Logits (B, G, N) with each group pushed off the patches the groups before it hold.  Invalid
+        positions (`valid` False) keep `_restrict`'s value: `held` stays 0 there."""
         k = min(self.max_patches, att.shape[-1])
         ok = torch.ones_like(att[:, 0], dtype=torch.bool) if valid is None else valid
         okf = ok.to(att.dtype)
@@ -184,8 +185,6 @@ class PatchQueryGroupGen(nn.Module):
         rows = []
         for g in range(att.shape[1]):
             row = att[:, g] - self.spread * std[:, g] * held / max(g, 1)
-            if valid is not None:
-                row = row.masked_fill(~ok, -1e4)
             rows.append(row)
             held = held + torch.zeros_like(held).scatter_(-1, row.topk(k, dim=-1).indices, 1.0) * okf
         return torch.stack(rows, 1)

@@ -288,7 +288,7 @@ def fit(model: nn.Module, train: Split, val: Split, s: StageSettings, name: str,
             save_state(s.state_path, model, opt, dict(epoch=epoch + 1, best_acc=best_acc, step=loop.step, stage=name))
         if loop.done:
             break
-    if best_state is not None and s.keep == "best":
+    if best_state is not None:    # only set when keeping the best epoch
         model.load_state_dict(best_state)
     model.eval()
     return {f"best_{loop.task.val_metric}": best_acc, "history": history}
